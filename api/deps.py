@@ -1,0 +1,45 @@
+"""Shared dependencies: settings, the scores view, and API-key checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from api.scores_view import ScoresView
+from pipeline.settings import Settings
+
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_view(request: Request) -> ScoresView:
+    view: ScoresView = request.app.state.view
+    return view
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ViewDep = Annotated[ScoresView, Depends(get_view)]
+
+
+def require_key(settings: SettingsDep, key: Annotated[str | None, Security(_key_header)]) -> str:
+    if key is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
+    if key not in settings.user_keys():
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
+    return key
+
+
+def require_admin(settings: SettingsDep, key: Annotated[str, Depends(require_key)]) -> str:
+    if key not in settings.admin_keys():
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this call needs an admin API key")
+    return key
+
+
+ApiKey = Annotated[str, Depends(require_key)]
+AdminKey = Annotated[str, Depends(require_admin)]

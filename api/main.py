@@ -1,0 +1,50 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api.metrics import REQUEST_SECONDS, REQUESTS
+from api.routes import health, users
+from api.scores_view import ScoresView
+from pipeline.settings import Settings
+
+
+def create_api(settings: Settings) -> FastAPI:
+    """The service; refuses to build without keys, or with the dev keys outside embedded mode."""
+    settings.check_api_keys()
+    view = ScoresView(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await view.start()
+        yield
+        await view.stop()
+
+    app = FastAPI(
+        title="Lifecycle scoring API",
+        version="0.1.0",
+        description="Current lifecycle stage and scores per user, updated from the event stream.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.view = view
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        labels = (path, request.method, str(response.status_code))
+        REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - start)
+        REQUESTS.labels(*labels).inc()
+        return response
+
+    app.include_router(users.router)
+    app.include_router(health.router)
+    return app

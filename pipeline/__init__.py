@@ -1,0 +1,1 @@
+"""Streaming lifecycle scoring: settings, Faust app, domain rules and the `lifecycle` command."""

@@ -1,0 +1,49 @@
+"""The Faust application factory: broker, tables and topics from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from pipeline.settings import Settings
+
+
+@dataclass
+class Wiring:
+    """The app and the channels agents use, built once per process."""
+
+    app: faust.App
+    inputs: faust.TopicT
+    scores: faust.TopicT
+    dead_letters: faust.TopicT
+    users: faust.Table
+
+
+def create_app(settings: Settings, store: str = "memory://") -> Wiring:
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
+        store=store,
+        datadir=str(settings.data_dir / "worker"),
+        topic_partitions=settings.topic_partitions,
+        web_enabled=False,
+        # The embedded broker joins a group after about half the session timeout.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=5,
+        broker_commit_interval=1.0,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*settings.input_topics, **raw)  # type: ignore[arg-type]
+    scores = app.topic(settings.topic_scores, **raw)  # type: ignore[arg-type]
+    dead_letters = app.topic(settings.topic_dead_letters, **raw)  # type: ignore[arg-type]
+    users = app.Table(
+        "user-state",
+        default=None,
+        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
+        partitions=settings.topic_partitions,
+    )
+    return Wiring(app=app, inputs=inputs, scores=scores, dead_letters=dead_letters, users=users)

@@ -1,0 +1,138 @@
+"""Per-user state and how one event changes it: pure, deterministic, on the event clock."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, change_points, stage_at
+
+PAID = "order_paid"
+REFUNDED = "order_refunded"
+NOT_INTERACTIONS = frozenset({"touch_sent", "touch_opened"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What the domain needs of a validated event, free of any transport type."""
+
+    user_id: str
+    type: str
+    ts_ms: int
+    amount_cents: int = 0  # in the base currency, for orders
+
+    @property
+    def is_interaction(self) -> bool:
+        return self.type not in NOT_INTERACTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A stage change of one user at an event time."""
+
+    user_id: str
+    from_stage: Stage | None
+    to_stage: Stage
+    at_ms: int
+
+    @property
+    def is_reactivation(self) -> bool:
+        return self.from_stage in REACTIVATED_FROM
+
+
+@dataclass(slots=True)
+class UserState:
+    """Everything kept per user; bounded in size whatever the history."""
+
+    user_id: str
+    first_seen_ms: int | None = None
+    last_event_ms: int | None = None
+    last_interaction_ms: int | None = None
+    recent_interactions_ms: list[int] = field(default_factory=list)
+    interactions: int = 0
+    first_paid_ms: int | None = None
+    last_paid_ms: int | None = None
+    order_count: int = 0
+    refund_count: int = 0
+    monetary_cents: int = 0
+    stage: Stage | None = None
+    stage_since_ms: int | None = None
+    reactivations: int = 0
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stage"] = self.stage.value if self.stage else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserState:
+        values = dict(data)
+        values["stage"] = Stage(values["stage"]) if values.get("stage") else None
+        values["recent_interactions_ms"] = list(values.get("recent_interactions_ms") or [])
+        return cls(**values)
+
+
+def _stage_now(state: UserState, rules: StageRules, at_ms: int) -> Stage | None:
+    return stage_at(
+        rules, at_ms, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
+    )
+
+
+def _move(state: UserState, to: Stage | None, at_ms: int, out: list[Transition]) -> None:
+    if to is None or to == state.stage:
+        return
+    transition = Transition(state.user_id, state.stage, to, at_ms)
+    if transition.is_reactivation:
+        state.reactivations += 1
+    state.stage = to
+    state.stage_since_ms = at_ms
+    out.append(transition)
+
+
+def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition]:
+    """Move the stage along the event clock up to `now_ms` with no new event.
+
+    Each transition carries the exact time its rule fired (say, 30 days after the last
+    interaction), so advancing late gives the same history as advancing often.
+    """
+    out: list[Transition] = []
+    points = change_points(
+        rules, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
+    )
+    for point in points:
+        if state.stage_since_ms is not None and point <= state.stage_since_ms:
+            continue
+        if point > now_ms:
+            break
+        _move(state, _stage_now(state, rules, point), point, out)
+    return out
+
+
+def apply(state: UserState, fact: Fact, rules: StageRules) -> list[Transition]:
+    """Apply one event: idle transitions due before it, then its own effect on the stage."""
+    out = advance(state, rules, fact.ts_ms)
+    ts = fact.ts_ms
+    state.first_seen_ms = ts if state.first_seen_ms is None else min(state.first_seen_ms, ts)
+    state.last_event_ms = ts if state.last_event_ms is None else max(state.last_event_ms, ts)
+    if fact.is_interaction:
+        state.interactions += 1
+        if state.last_interaction_ms is None or ts > state.last_interaction_ms:
+            state.last_interaction_ms = ts
+        recent = state.recent_interactions_ms
+        recent.append(ts)
+        if len(recent) > 1 and recent[-2] > ts:
+            recent.sort()
+        del recent[: -rules.active_min_interactions]
+    if fact.type == PAID:
+        state.order_count += 1
+        state.monetary_cents += fact.amount_cents
+        state.first_paid_ms = ts if state.first_paid_ms is None else min(state.first_paid_ms, ts)
+        state.last_paid_ms = ts if state.last_paid_ms is None else max(state.last_paid_ms, ts)
+    elif fact.type == REFUNDED:
+        state.refund_count += 1
+        state.monetary_cents -= fact.amount_cents
+    clock = max(ts, state.last_event_ms)
+    _move(state, _stage_now(state, rules, clock), clock, out)
+    state.version += 1
+    return out

@@ -1,0 +1,19 @@
+"""The worker's Prometheus metrics, declared in one place."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS_IN = Counter("lifecycle_events_in_total", "Messages read from input topics", ["topic"])
+EVENTS_SCORED = Counter("lifecycle_events_scored_total", "Events applied to user state", ["topic"])
+DEAD_LETTERS = Counter(
+    "lifecycle_dead_letters_total", "Messages rejected to dead-letters", ["topic", "reason"]
+)
+TRANSITIONS = Counter(
+    "lifecycle_stage_transitions_total", "Stage changes", ["from_stage", "to_stage"]
+)
+REACTIVATIONS = Counter("lifecycle_reactivations_total", "Returns from silent or churned")
+SINK_ROWS = Counter("lifecycle_sink_rows_total", "Rows written to ClickHouse", ["table"])
+SINK_FAILURES = Counter("lifecycle_sink_failures_total", "Failed ClickHouse flushes")
+SINK_PENDING = Gauge("lifecycle_sink_pending_rows", "Rows waiting for the next ClickHouse flush")
+EVENT_CLOCK = Gauge("lifecycle_event_clock_seconds", "Latest event time applied (epoch seconds)")

@@ -1,0 +1,64 @@
+"""ClickHouse rows for events, stage transitions and score documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from pipeline.domain.state import Fact, Transition
+from schemas.events import AnyEvent
+from schemas.scores import ScoreDocument
+
+_TEXT_FIELDS = (
+    "room_id",
+    "session_id",
+    "group_id",
+    "order_id",
+    "currency",
+    "channel",
+    "campaign_id",
+    "trigger_id",
+    "text",
+)
+
+
+def event_row(topic: str, event: AnyEvent, fact: Fact, received_at: datetime) -> dict[str, Any]:
+    fields = event.__dict__
+    row: dict[str, Any] = {
+        "event_id": event.event_id,
+        "topic": topic,
+        "type": event.type,
+        "user_id": event.user_id,
+        "ts": event.ts,
+        "ts_ms": fact.ts_ms,
+        "received_at": received_at,
+        "amount": fields.get("amount") or Decimal(0),
+        "amount_base": Decimal(fact.amount_cents) / 100,
+        "seconds": float(fields.get("seconds") or 0.0),
+        "props": orjson.dumps(event.props).decode() if event.props else "",
+    }
+    for name in _TEXT_FIELDS:
+        row[name] = fields.get(name) or ""
+    return row
+
+
+def transition_row(transition: Transition, recorded_at: datetime) -> dict[str, Any]:
+    return {
+        "user_id": transition.user_id,
+        "from_stage": transition.from_stage.value if transition.from_stage else "",
+        "to_stage": transition.to_stage.value,
+        "at": datetime.fromtimestamp(transition.at_ms / 1000, tz=UTC),
+        "at_ms": transition.at_ms,
+        "reactivation": int(transition.is_reactivation),
+        "recorded_at": recorded_at,
+    }
+
+
+def score_row(doc: ScoreDocument) -> dict[str, Any]:
+    row = doc.model_dump()
+    row["stage"] = doc.stage or ""
+    row["monetary"] = Decimal(str(doc.monetary))
+    return row

@@ -1,0 +1,142 @@
+"""One settings class: every address, name and threshold, read from the environment."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Keys that `lifecycle up` hands out on the embedded default; refused anywhere else.
+DEV_API_KEY = "dev"
+DEV_ADMIN_KEY = "dev-admin"
+
+DEFAULT_FX_TO_CNY: dict[str, float] = {
+    "CNY": 1.0,
+    "HKD": 0.91,
+    "TWD": 0.22,
+    "USD": 7.1,
+    "EUR": 7.7,
+    "GBP": 9.0,
+    "JPY": 0.047,
+    "KRW": 0.0052,
+    "SGD": 5.3,
+}
+
+
+class SettingsError(ValueError):
+    """The configuration cannot run: the message says which variable and why."""
+
+
+class Settings(BaseSettings):
+    """Configuration of every process (broker, worker, API, demo), from environment variables."""
+
+    model_config = SettingsConfigDict(frozen=True, env_prefix="", extra="ignore")
+
+    # Where things are.
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    clickhouse_url: str = "chdb:///.lifecycle/chdb"
+    data_dir: Path = Path(".lifecycle")
+    embedded: bool = Field(
+        default=False,
+        description="Set by `lifecycle up` when it runs its own broker and chDB; enables dev keys.",
+    )
+
+    # Topics (SPEC section 2).
+    topic_live: str = "live-events"
+    topic_chat: str = "chat-events"
+    topic_order: str = "order-events"
+    topic_touch: str = "touch-events"
+    topic_scores: str = "user-scores"
+    topic_triggers: str = "lifecycle-triggers"
+    topic_dead_letters: str = "dead-letters"
+    topic_partitions: int = Field(default=4, ge=1)
+    app_id: str = "lifecycle"
+
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    admin_api_keys: list[SecretStr] = Field(default_factory=list)
+    worker_metrics_port: int = 9108
+
+    # Domain defaults (SPEC section 4), all configuration.
+    active_window_days: float = 30.0
+    active_min_interactions: int = 10
+    new_window_days: float = 30.0
+    silent_after_days: float = 30.0
+    churned_after_days: float = 90.0
+    base_currency: str = "CNY"
+    fx_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FX_TO_CNY))
+
+    # Sink batching.
+    sink_flush_rows: int = Field(default=5000, ge=1)
+    sink_flush_seconds: float = Field(default=0.5, gt=0)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for host in value.split(","):
+            if ":" not in host.strip():
+                raise ValueError(f"KAFKA_BOOTSTRAP entry {host!r} needs host:port")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in ("chdb", "clickhouse", "memory"):
+            raise ValueError(
+                "CLICKHOUSE_URL must be chdb:///path, clickhouse://host:9000/db or memory://"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _currencies(self) -> Settings:
+        if self.base_currency not in self.fx_rates:
+            raise ValueError(f"BASE_CURRENCY {self.base_currency} has no rate in FX_RATES")
+        return self
+
+    @cached_property
+    def input_topics(self) -> tuple[str, str, str, str]:
+        return (self.topic_live, self.topic_chat, self.topic_order, self.topic_touch)
+
+    @cached_property
+    def output_topics(self) -> tuple[str, str, str]:
+        return (self.topic_scores, self.topic_triggers, self.topic_dead_letters)
+
+    def user_keys(self) -> set[str]:
+        """API keys that may read; admin keys may read too."""
+        return {k.get_secret_value() for k in self.api_keys} | self.admin_keys()
+
+    def admin_keys(self) -> set[str]:
+        return {k.get_secret_value() for k in self.admin_api_keys}
+
+    def check_api_keys(self) -> None:
+        """Refuse to serve without keys, or with the dev keys outside the embedded default."""
+        keys = self.user_keys()
+        if not keys:
+            raise SettingsError("API_KEYS is empty: set at least one key (JSON list)")
+        if not self.embedded and keys & {DEV_API_KEY, DEV_ADMIN_KEY}:
+            raise SettingsError(
+                "the keys 'dev' and 'dev-admin' are for the embedded default only; "
+                "set API_KEYS and ADMIN_API_KEYS to keys of your own"
+            )
+
+    def chdb_path(self) -> Path:
+        """Data directory of an embedded chDB URL (chdb:///rel/path or chdb:////abs/path)."""
+        parsed = urlparse(self.clickhouse_url)
+        if parsed.scheme != "chdb":
+            raise SettingsError(f"CLICKHOUSE_URL {self.clickhouse_url} is not a chdb:// URL")
+        # chdb:///rel/dir is relative to the working directory, chdb:////abs/dir absolute.
+        return Path((parsed.netloc + parsed.path)[1:])
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's errors into one readable line per problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc

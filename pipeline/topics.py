@@ -1,0 +1,43 @@
+"""Create the product's topics with the partitions and configs they need."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pipeline.settings import Settings
+
+# Explicit retention: the embedded broker reports only the configs a topic was created with.
+_RETAIN = {"retention.ms": "604800000", "retention.bytes": "-1"}
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    n = settings.topic_partitions
+    specs = [
+        NewTopic(name, num_partitions=n, replication_factor=1, topic_configs=dict(_RETAIN))
+        for name in (*settings.input_topics, settings.topic_triggers, settings.topic_dead_letters)
+    ]
+    specs.append(
+        NewTopic(
+            settings.topic_scores,
+            num_partitions=n,
+            replication_factor=1,
+            topic_configs={"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"},
+        )
+    )
+    return specs
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 20.0) -> list[str]:
+    """Create missing topics; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        if missing:
+            await admin.create_topics(missing)
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,71 @@
+"""A small producer SDK: validated events to their topics, keyed by user_id (kafka-python)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from schemas.chat import ChatEvent
+from schemas.events import AnyEvent
+from schemas.live import LiveEvent
+from schemas.order import OrderEvent
+from schemas.touch import TouchEvent
+
+DEFAULT_TOPICS: dict[type[AnyEvent], str] = {
+    LiveEvent: "live-events",
+    ChatEvent: "chat-events",
+    OrderEvent: "order-events",
+    TouchEvent: "touch-events",
+}
+
+
+class EventProducer:
+    """Sends events as JSON to the topic of their kind, keyed by user_id for the fast path."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: dict[type[AnyEvent], str] | None = None,
+        **producer_config: Any,
+    ) -> None:
+        from kafka import KafkaProducer
+
+        config: dict[str, Any] = {"linger_ms": 5, "batch_size": 64 * 1024, "acks": 1}
+        config.update(producer_config)
+        self.topics = dict(DEFAULT_TOPICS if topics is None else topics)
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), **config)
+
+    def topic_for(self, event: AnyEvent) -> str:
+        return self.topics[type(event)]
+
+    def send(self, event: AnyEvent) -> None:
+        """Queue one event; `flush()` waits until everything queued is acknowledged."""
+        self._producer.send(
+            self.topic_for(event),
+            key=event.user_id.encode(),
+            value=event.model_dump_json(exclude_none=True).encode(),
+        )
+
+    def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Send bytes as they are (no validation), for tests and replays."""
+        self._producer.send(topic, key=key, value=value)
+
+    def send_all(self, events: Iterable[AnyEvent]) -> int:
+        count = 0
+        for event in events:
+            self.send(event)
+            count += 1
+        return count
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        self._producer.flush(timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.flush(timeout=timeout)
+        self._producer.close(timeout=timeout)
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

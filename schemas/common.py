@@ -1,0 +1,64 @@
+"""Fields every event carries, and the one way event time is read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+
+def parse_event_time(value: Any) -> datetime:
+    """Event time from RFC 3339 with an offset, or epoch milliseconds, as an aware UTC datetime."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be RFC 3339 text or epoch milliseconds, not a boolean")
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("ts is not a finite number")
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000.0, tz=UTC)
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"ts {value!r} is not RFC 3339") from exc
+        if parsed.tzinfo is None:
+            raise ValueError(f"ts {value!r} has no UTC offset")
+        return parsed.astimezone(UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("ts has no UTC offset")
+        return value.astimezone(UTC)
+    raise ValueError(f"ts must be RFC 3339 text or epoch milliseconds, got {type(value).__name__}")
+
+
+class EventBase(BaseModel):
+    """Common fields (SPEC section 3); `props` is kept but not interpreted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    ts: datetime
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    props: dict[str, Any] | None = None
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _event_time(cls, value: Any) -> datetime:
+        return parse_event_time(value)
+
+    @field_validator("event_id", "user_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @property
+    def ts_ms(self) -> int:
+        return int(self.ts.timestamp() * 1000)

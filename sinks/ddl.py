@@ -1,0 +1,69 @@
+"""Table definitions, written for both chDB (ClickHouse 26) and a 18.16 server.
+
+18.16 has no DateTime64, TTL or JSON functions, so times are DateTime('UTC') plus epoch
+milliseconds where the millisecond matters, and `props` is kept as JSON text.
+"""
+
+from __future__ import annotations
+
+TABLES: dict[str, str] = {
+    "events": """
+CREATE TABLE IF NOT EXISTS {db}events (
+    event_id String,
+    topic String,
+    type String,
+    user_id String,
+    ts DateTime('UTC'),
+    ts_ms Int64,
+    received_at DateTime('UTC'),
+    room_id String,
+    session_id String,
+    group_id String,
+    order_id String,
+    amount Decimal(18, 2),
+    currency String,
+    amount_base Decimal(18, 2),
+    channel String,
+    campaign_id String,
+    trigger_id String,
+    text String,
+    seconds Float64,
+    props String
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts, event_id)
+""",
+    "stage_transitions": """
+CREATE TABLE IF NOT EXISTS {db}stage_transitions (
+    user_id String,
+    from_stage String,
+    to_stage String,
+    at DateTime('UTC'),
+    at_ms Int64,
+    reactivation UInt8,
+    recorded_at DateTime('UTC')
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(at) ORDER BY (user_id, at_ms)
+""",
+    "user_scores": """
+CREATE TABLE IF NOT EXISTS {db}user_scores (
+    user_id String,
+    stage String,
+    stage_since Nullable(DateTime('UTC')),
+    order_count UInt32,
+    refund_count UInt32,
+    monetary Decimal(18, 2),
+    currency String,
+    interactions UInt64,
+    reactivations UInt32,
+    first_paid_at Nullable(DateTime('UTC')),
+    last_paid_at Nullable(DateTime('UTC')),
+    last_interaction_at Nullable(DateTime('UTC')),
+    last_event_at Nullable(DateTime('UTC')),
+    version UInt64,
+    updated_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
+""",
+}
+
+
+def create_statements(database: str | None) -> list[str]:
+    prefix = f"{database}." if database else ""
+    return [sql.format(db=prefix).strip() for sql in TABLES.values()]
