@@ -14,7 +14,9 @@ from pydantic import ValidationError
 from pipeline.domain.document import score_document
 from pipeline.domain.facts import UnknownCurrency, to_fact
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import Transition, UserState, apply
+from pipeline.domain.state import Transition, UserState, advance, apply
+from pipeline.domain.timers import DueTimers, next_due
+from pipeline.domain.watermark import PartitionClock
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
 from schemas.events import Kind, parse_event
@@ -61,9 +63,83 @@ class Scorer:
         self.topic_kinds: dict[str, Kind] = dict(
             zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
         )
+        # Event clock and stage timers per input partition; rebuilt from state after a restart.
+        self.clocks: dict[int, PartitionClock] = {}
+        self.timers: dict[int, DueTimers] = {}
 
-    def score(self, topic: str, raw: bytes, now: datetime | None = None) -> Outcome:
-        """Validate and apply one message; raises Rejected for input that cannot be scored."""
+    def _load(self, user_id: str) -> UserState:
+        stored = self.state.get(user_id)
+        if not stored:
+            return UserState(user_id)
+        data = orjson.loads(stored)
+        data.pop("partition", None)
+        return UserState.from_dict(data)
+
+    def _save(self, user: UserState, partition: int) -> None:
+        data = user.to_dict()
+        data["partition"] = partition
+        self.state[user.user_id] = orjson.dumps(data)
+
+    def _timers(self, partition: int) -> DueTimers:
+        timers = self.timers.get(partition)
+        if timers is None:
+            timers = self.timers[partition] = DueTimers()
+            for user_id, stored in list(self.state.items()):
+                data = orjson.loads(stored)
+                if data.pop("partition", None) == partition:
+                    user = UserState.from_dict(data)
+                    timers.schedule(user_id, next_due(user, self.rules, user.stage_since_ms or 0))
+        return timers
+
+    def sweep(self, partition: int, now: datetime | None = None) -> list[Outcome]:
+        """Advance the users of a partition whose stage fell due on its event clock.
+
+        Users who send nothing still go silent and churned, at the exact time the rule fires.
+        """
+        partition_clock = self.clocks.get(partition)
+        clock = partition_clock.value() if partition_clock else None
+        if clock is None:
+            return []
+        timers = self._timers(partition)
+        outcomes: list[Outcome] = []
+        for user_id in timers.pop_due(clock):
+            user = self._load(user_id)
+            transitions = advance(user, self.rules, clock)
+            timers.schedule(user_id, next_due(user, self.rules, clock))
+            if not transitions:
+                continue
+            user.version += 1
+            self._save(user, partition)
+            outcomes.append(self._outcome(user, transitions, now or datetime.now(tz=UTC)))
+        return outcomes
+
+    def _outcome(
+        self, user: UserState, transitions: list[Transition], now: datetime
+    ) -> Outcome:
+        document = score_document(user, self.settings.base_currency, now)
+        rows: list[tuple[str, dict[str, Any]]] = [
+            ("stage_transitions", transition_row(t, now)) for t in transitions
+        ]
+        rows.append(("user_scores", score_row(document)))
+        return Outcome(document=document, transitions=transitions, rows=rows)
+
+    def event_clock_ms(self) -> int | None:
+        """The latest partition clock of this scorer, for the metric."""
+        values = [v for c in self.clocks.values() if (v := c.value()) is not None]
+        return max(values) if values else None
+
+    def score(
+        self,
+        topic: str,
+        raw: bytes,
+        now: datetime | None = None,
+        partition: int = 0,
+        more_waiting: bool = False,
+    ) -> Outcome:
+        """Validate and apply one message; raises Rejected for input that cannot be scored.
+
+        `more_waiting` says whether the message's topic-partition has records after this one.
+        """
         kind = self.topic_kinds.get(topic)
         if kind is None:
             raise Rejected("unknown_topic", f"{topic} is not an input topic")
@@ -78,12 +154,14 @@ class Scorer:
         except UnknownCurrency as exc:
             raise Rejected("unknown_currency", str(exc)) from exc
         now = now or datetime.now(tz=UTC)
-        stored = self.state.get(event.user_id)
-        user = UserState.from_dict(orjson.loads(stored)) if stored else UserState(event.user_id)
+        user = self._load(event.user_id)
         transitions = apply(user, fact, self.rules)
-        self.state[event.user_id] = orjson.dumps(user.to_dict())
-        document = score_document(user, self.settings.base_currency, now)
-        rows: list[tuple[str, dict[str, Any]]] = [("events", event_row(topic, event, fact, now))]
-        rows.extend(("stage_transitions", transition_row(t, now)) for t in transitions)
-        rows.append(("user_scores", score_row(document)))
-        return Outcome(document=document, transitions=transitions, rows=rows)
+        self._save(user, partition)
+        partition_clock = self.clocks.setdefault(partition, PartitionClock())
+        partition_clock.observe(topic, fact.ts_ms, more_waiting)
+        self._timers(partition).schedule(
+            user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
+        )
+        outcome = self._outcome(user, transitions, now)
+        outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
+        return outcome

@@ -78,19 +78,22 @@ class Settings(BaseSettings):
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_port(cls, value: str) -> str:
-        for host in value.split(","):
-            if ":" not in host.strip():
-                raise ValueError(f"KAFKA_BOOTSTRAP entry {host!r} needs host:port")
+        for entry in value.split(","):
+            host, _, port = entry.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"KAFKA_BOOTSTRAP entry {entry!r} needs host:port")
         return value
 
     @field_validator("clickhouse_url")
     @classmethod
     def _clickhouse_scheme(cls, value: str) -> str:
-        scheme = urlparse(value).scheme
-        if scheme not in ("chdb", "clickhouse", "memory"):
+        parsed = urlparse(value)
+        if parsed.scheme not in ("chdb", "clickhouse", "memory"):
             raise ValueError(
                 "CLICKHOUSE_URL must be chdb:///path, clickhouse://host:9000/db or memory://"
             )
+        if parsed.scheme == "chdb" and (parsed.netloc or parsed.path.strip("/") == ""):
+            raise ValueError("a chDB URL is chdb:///relative/dir or chdb:////absolute/dir")
         return value
 
     @model_validator(mode="after")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _from_epoch_ms(value: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"ts {value!r} is out of range for epoch milliseconds") from exc
 
 
 def parse_event_time(value: Any) -> datetime:
@@ -17,11 +26,11 @@ def parse_event_time(value: Any) -> datetime:
     if isinstance(value, int | float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError("ts is not a finite number")
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+        return _from_epoch_ms(value)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return datetime.fromtimestamp(int(text) / 1000.0, tz=UTC)
+            return _from_epoch_ms(int(text))
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError as exc:
@@ -61,4 +70,4 @@ class EventBase(BaseModel):
 
     @property
     def ts_ms(self) -> int:
-        return int(self.ts.timestamp() * 1000)
+        return (self.ts - _EPOCH) // _MS

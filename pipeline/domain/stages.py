@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,6 +31,10 @@ class StageRules:
     churned_after_days: float = 90.0
 
     def __post_init__(self) -> None:
+        days = (self.active_window_days, self.new_window_days, self.silent_after_days,
+                self.churned_after_days)
+        if not all(math.isfinite(d) for d in days):
+            raise ValueError("stage thresholds must be finite numbers of days")
         if self.active_min_interactions < 1:
             raise ValueError("active_min_interactions must be at least 1")
         if not 0 < self.silent_after_days < self.churned_after_days:

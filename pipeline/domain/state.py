@@ -37,7 +37,7 @@ class Transition:
 
     @property
     def is_reactivation(self) -> bool:
-        return self.from_stage in REACTIVATED_FROM
+        return self.from_stage in REACTIVATED_FROM and self.to_stage not in REACTIVATED_FROM
 
 
 @dataclass(slots=True)
@@ -57,6 +57,7 @@ class UserState:
     monetary_cents: int = 0
     stage: Stage | None = None
     stage_since_ms: int | None = None
+    clock_ms: int | None = None  # the latest time the stage has been evaluated at
     reactivations: int = 0
     version: int = 0
 
@@ -106,6 +107,8 @@ def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition
         if point > now_ms:
             break
         _move(state, _stage_now(state, rules, point), point, out)
+    if state.last_interaction_ms is not None:
+        state.clock_ms = now_ms if state.clock_ms is None else max(state.clock_ms, now_ms)
     return out
 
 
@@ -132,7 +135,9 @@ def apply(state: UserState, fact: Fact, rules: StageRules) -> list[Transition]:
     elif fact.type == REFUNDED:
         state.refund_count += 1
         state.monetary_cents -= fact.amount_cents
-    clock = max(ts, state.last_event_ms)
+    # Never evaluate before a time the stage was already moved to: history only goes forward.
+    clock = max(ts, state.last_event_ms, state.clock_ms or ts)
+    state.clock_ms = clock
     _move(state, _stage_now(state, rules, clock), clock, out)
     state.version += 1
     return out

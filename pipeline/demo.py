@@ -1,0 +1,102 @@
+"""The demo traffic generator: simulated weeks of a shop's users, replayed fast, then live."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from pipeline.demo_model import World, utc_midnight
+from pipeline.settings import Settings
+from schemas.chat import ChatEvent
+from schemas.client import EventProducer
+from schemas.events import AnyEvent
+from schemas.live import LiveEvent
+from schemas.order import OrderEvent
+from schemas.touch import TouchEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    users: int = 2000
+    days: int = 120
+    day_seconds: float = 5.0  # real seconds per simulated day until the simulation reaches now
+    seed: int = 7
+
+
+class Pacer:
+    """Maps event time to wall time: compressed until the simulation catches up, then 1:1."""
+
+    def __init__(self, sim_start: datetime, day_seconds: float) -> None:
+        self.sim_start = sim_start.timestamp()
+        self.wall_start = time.time()
+        self.speed = 86_400.0 / day_seconds
+
+    def due(self, ts: datetime) -> float:
+        at = ts.timestamp()
+        return max(self.wall_start + (at - self.sim_start) / self.speed, at)
+
+    def wait_for(self, ts: datetime, stop: list[bool]) -> None:
+        while not stop[0]:
+            delay = self.due(ts) - time.time()
+            if delay <= 0.005:
+                return
+            time.sleep(min(delay, 0.25))
+
+
+def topics_of(settings: Settings) -> dict[type[AnyEvent], str]:
+    return {
+        LiveEvent: settings.topic_live,
+        ChatEvent: settings.topic_chat,
+        OrderEvent: settings.topic_order,
+        TouchEvent: settings.topic_touch,
+    }
+
+
+def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int:
+    """Produce until stopped (or, without `follow`, until the simulation reaches now)."""
+    stop = [False]
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    now = datetime.now(tz=UTC)
+    sim_start = utc_midnight(now) - timedelta(days=config.days)
+    world = World(config.users, sim_start, config.days, config.seed)
+    pacer = Pacer(sim_start, config.day_seconds)
+    pending: list[tuple[datetime, int, AnyEvent]] = []
+    sent = 0
+    seq = 0
+    day = sim_start
+    last_report = time.time()
+    with EventProducer(settings.kafka_bootstrap, topics=topics_of(settings)) as producer:
+        while not stop[0]:
+            if not follow and day > datetime.now(tz=UTC):
+                break
+            for event in world.day(day):
+                seq += 1
+                heapq.heappush(pending, (event.ts, seq, event))
+            day += timedelta(days=1)
+            while pending and pending[0][0] < day and not stop[0]:
+                ts, _, event = heapq.heappop(pending)
+                if not follow and ts > datetime.now(tz=UTC):
+                    stop[0] = True
+                    break
+                pacer.wait_for(ts, stop)
+                if stop[0]:
+                    break
+                producer.send(event)
+                sent += 1
+            if time.time() - last_report >= 10:
+                print(f"demo: simulated {day:%Y-%m-%d}, {sent} events sent", flush=True)
+                last_report = time.time()
+    print(f"demo: stopped after {sent} events", flush=True)
+    return sent

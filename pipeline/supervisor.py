@@ -1,0 +1,204 @@
+"""`lifecycle up`: start the broker, worker, API and demo as child processes; stop them all."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from pipeline.broker import BrokerError, port_open, start_tansu, wait_for_port
+from pipeline.settings import DEV_ADMIN_KEY, DEV_API_KEY, Settings, SettingsError, load_settings
+from pipeline.topics import ensure_topics
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if `lifecycle up` itself dies, so nothing is left running."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Child:
+    """A named child process with its log file."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log = log
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str], logs: Path) -> Child:
+    log = logs / f"{name}.log"
+    out = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+        preexec_fn=_die_with_parent,
+    )
+    return Child(name, proc, log)
+
+
+def _embedded_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["EMBEDDED"] = "true"
+    env["KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    env["CLICKHOUSE_URL"] = settings.clickhouse_url
+    env.setdefault("API_KEYS", f'["{DEV_API_KEY}"]')
+    env.setdefault("ADMIN_API_KEYS", f'["{DEV_ADMIN_KEY}"]')
+    return env
+
+
+def _clear_previous_run(settings: Settings) -> list[Path]:
+    """The embedded broker starts empty, so state from an earlier run must not be mixed in."""
+    cleared = []
+    targets = [settings.data_dir / "worker"]
+    if settings.clickhouse_url.startswith("chdb:"):
+        targets.append(settings.chdb_path())
+    for path in targets:
+        if path.exists():
+            shutil.rmtree(path)
+            cleared.append(path)
+    return cleared
+
+
+def _wait_ready(url: str, deadline_s: float, children: list[Child]) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for child in children:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {child.log}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {deadline_s:.0f}s")
+
+
+def _banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    lines = [
+        "",
+        "lifecycle is running:",
+        f"  broker      {settings.kafka_bootstrap}" + ("  (embedded Tansu, memory only)" if embedded else ""),
+        f"  clickhouse  {settings.clickhouse_url}",
+        f"  worker      Faust scoring agent, metrics at http://{settings.api_host}:{settings.worker_metrics_port}/metrics",
+        f"  api         {base}  (docs: {base}/docs, metrics: {base}/metrics)",
+        f"  demo        {'simulated users in live rooms, chats and orders' if demo else 'off (--no-demo)'}",
+        f"  logs        {logs}/",
+    ]
+    if embedded:
+        lines.append(f"  api keys    '{DEV_API_KEY}' (read) and '{DEV_ADMIN_KEY}' (admin): embedded default only")
+    lines += [
+        "",
+        "try:",
+        f"  curl -s -H 'X-API-Key: {DEV_API_KEY}' {base}/v1/users/u00001",
+        f"  curl -s {base}/readyz",
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _status(settings: Settings) -> str:
+    try:
+        text = httpx.get(f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics", timeout=1.0).text
+        ready = httpx.get(f"http://{settings.api_host}:{settings.api_port}/readyz", timeout=1.0).json()
+    except (httpx.HTTPError, ValueError):
+        return "status: not reachable"
+    scored = dead = 0.0
+    for line in text.splitlines():
+        if line.startswith("lifecycle_events_scored_total"):
+            scored += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("lifecycle_dead_letters_total"):
+            dead += float(line.rsplit(" ", 1)[1])
+    return f"status: {int(scored)} events scored, {int(dead)} dead letters, {ready.get('users', 0)} users"
+
+
+def run_up(demo: bool = True) -> int:
+    """Run everything until Ctrl-C or until a child fails; returns the exit code."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"lifecycle up: {exc}", file=sys.stderr)
+        return 2
+    embedded = "KAFKA_BOOTSTRAP" not in os.environ
+    logs = settings.data_dir / "logs"
+    stopping = [False]
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stopping[0] = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    children: list[Child] = []
+    code = 0
+    try:
+        for port, what in ((settings.api_port, "API"), (settings.worker_metrics_port, "worker metrics")):
+            if port_open(settings.api_host, port):
+                raise RuntimeError(f"port {port} for the {what} is in use: is `lifecycle up` already running?")
+        if embedded:
+            for path in _clear_previous_run(settings):
+                print(f"the embedded broker starts empty: cleared the previous run's {path}")
+        logs.mkdir(parents=True, exist_ok=True)
+        env = _embedded_env(settings) if embedded else dict(os.environ)
+        if embedded:
+            host, port = settings.kafka_bootstrap.rsplit(":", 1)
+            proc = start_tansu(host, int(port), logs / "broker.log", start_new_session=True,
+                               preexec_fn=_die_with_parent)
+            children.append(Child("broker", proc, logs / "broker.log"))
+        created = asyncio.run(ensure_topics(settings))
+        if created:
+            print(f"created topics: {', '.join(created)}")
+        children.append(_spawn("worker", ["worker"], env, logs))
+        wait_for_port(settings.api_host, settings.worker_metrics_port, 60.0, children[-1].proc)
+        children.append(_spawn("api", ["api"], env, logs))
+        _wait_ready(f"http://{settings.api_host}:{settings.api_port}/readyz", 60.0, children)
+        if demo:
+            children.append(_spawn("demo", ["demo"], env, logs))
+        print(_banner(settings, embedded, demo, logs), flush=True)
+        last = time.monotonic()
+        while not stopping[0]:
+            for child in children:
+                if child.proc.poll() is not None:
+                    raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {child.log}")
+            if time.monotonic() - last >= 15:
+                print(_status(settings), flush=True)
+                last = time.monotonic()
+            time.sleep(0.2)
+    except (RuntimeError, BrokerError, OSError) as exc:
+        print(f"lifecycle up: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        if children:
+            print("stopping: " + ", ".join(c.name for c in reversed(children)), flush=True)
+        for child in reversed(children):
+            child.stop()
+        if children:
+            print("stopped; nothing left running.")
+    return code
