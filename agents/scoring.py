@@ -47,8 +47,13 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
             except Rejected as exc:
                 metrics.DEAD_LETTERS.labels(topic, exc.reason).inc()
                 record = dead_letter(
-                    exc.reason, exc.detail, topic, partition, message.offset,
-                    message.key, message.value,
+                    exc.reason,
+                    exc.detail,
+                    topic,
+                    partition,
+                    message.offset,
+                    message.key,
+                    message.value,
                 )
                 await wiring.dead_letters.send(key=message.key, value=record)
                 continue

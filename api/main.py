@@ -35,7 +35,9 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.view = view
 
     @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

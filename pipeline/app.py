@@ -37,9 +37,9 @@ def create_app(settings: Settings, store: str = "memory://") -> Wiring:
         broker_commit_interval=1.0,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(*settings.input_topics, **raw)  # type: ignore[arg-type]
-    scores = app.topic(settings.topic_scores, **raw)  # type: ignore[arg-type]
-    dead_letters = app.topic(settings.topic_dead_letters, **raw)  # type: ignore[arg-type]
+    inputs = app.topic(*settings.input_topics, **raw)
+    scores = app.topic(settings.topic_scores, **raw)
+    dead_letters = app.topic(settings.topic_dead_letters, **raw)
     users = app.Table(
         "user-state",
         default=None,

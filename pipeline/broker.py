@@ -31,7 +31,9 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_for_port(host: str, port: int, deadline_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, deadline_s: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something listens on host:port, or fail with the reason."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -43,7 +45,9 @@ def wait_for_port(host: str, port: int, deadline_s: float, proc: subprocess.Pope
     raise BrokerError(f"nothing listening on {host}:{port} after {deadline_s:.0f}s")
 
 
-def start_tansu(host: str, port: int, log_path: Path | None = None, **popen: object) -> subprocess.Popen[bytes]:
+def start_tansu(
+    host: str, port: int, log_path: Path | None = None, **popen: object
+) -> subprocess.Popen[bytes]:
     """Start a memory-only broker on host:port and wait until it accepts connections."""
     if port_open(host, port):
         raise BrokerError(
@@ -52,9 +56,17 @@ def start_tansu(host: str, port: int, log_path: Path | None = None, **popen: obj
         )
     url = f"tcp://{host}:{port}"
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(  # type: ignore[call-overload]
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+    proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
         stdout=out,
         stderr=subprocess.STDOUT,
         **popen,

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from pipeline.settings import SettingsError, load_settings
+from pipeline.settings import Settings, SettingsError, load_settings
 
 
 @click.group()
@@ -58,20 +58,30 @@ def topics() -> None:
 
 
 @main.command()
-@click.option("--users", default=2000, show_default=True, help="Number of simulated users.")
-@click.option("--days", default=120, show_default=True, help="Simulated days before now.")
-@click.option("--day-seconds", default=5.0, show_default=True, help="Real seconds per simulated day.")
+@click.option("--users", type=int, help="Number of simulated users [DEMO_USERS, 2000].")
+@click.option("--days", type=int, help="Simulated days before now [DEMO_DAYS, 120].")
+@click.option(
+    "--day-seconds", type=float, help="Real seconds per simulated day [DEMO_DAY_SECONDS, 5]."
+)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--until-now", is_flag=True, help="Stop when the simulation reaches the present.")
-def demo(users: int, days: int, day_seconds: float, seed: int, until_now: bool) -> None:
+def demo(
+    users: int | None, days: int | None, day_seconds: float | None, seed: int, until_now: bool
+) -> None:
     """Produce realistic demo traffic: users moving through live rooms, chats and orders."""
     from pipeline.demo import DemoConfig, run_demo
 
-    config = DemoConfig(users=users, days=days, day_seconds=day_seconds, seed=seed)
-    run_demo(_settings(), config, follow=not until_now)
+    settings = _settings()
+    config = DemoConfig(
+        users=users or settings.demo_users,
+        days=days or settings.demo_days,
+        day_seconds=day_seconds or settings.demo_day_seconds,
+        seed=seed,
+    )
+    run_demo(settings, config, follow=not until_now)
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:

@@ -16,4 +16,7 @@ REACTIVATIONS = Counter("lifecycle_reactivations_total", "Returns from silent or
 SINK_ROWS = Counter("lifecycle_sink_rows_total", "Rows written to ClickHouse", ["table"])
 SINK_FAILURES = Counter("lifecycle_sink_failures_total", "Failed ClickHouse flushes")
 SINK_PENDING = Gauge("lifecycle_sink_pending_rows", "Rows waiting for the next ClickHouse flush")
+ASSIGNED_PARTITIONS = Gauge(
+    "lifecycle_worker_assigned_partitions", "Input topic-partitions this worker consumes now"
+)
 EVENT_CLOCK = Gauge("lifecycle_event_clock_seconds", "Latest event time applied (epoch seconds)")

@@ -113,9 +113,7 @@ class Scorer:
             outcomes.append(self._outcome(user, transitions, now or datetime.now(tz=UTC)))
         return outcomes
 
-    def _outcome(
-        self, user: UserState, transitions: list[Transition], now: datetime
-    ) -> Outcome:
+    def _outcome(self, user: UserState, transitions: list[Transition], now: datetime) -> Outcome:
         document = score_document(user, self.settings.base_currency, now)
         rows: list[tuple[str, dict[str, Any]]] = [
             ("stage_transitions", transition_row(t, now)) for t in transitions

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     clickhouse_url: str = "chdb:///.lifecycle/chdb"
     data_dir: Path = Path(".lifecycle")
+    embedded_broker_port: int = Field(
+        default=9092,
+        description="Port of the broker `lifecycle up` starts when KAFKA_BOOTSTRAP is unset.",
+    )
     embedded: bool = Field(
         default=False,
         description="Set by `lifecycle up` when it runs its own broker and chDB; enables dev keys.",
@@ -70,6 +74,11 @@ class Settings(BaseSettings):
     churned_after_days: float = 90.0
     base_currency: str = "CNY"
     fx_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FX_TO_CNY))
+
+    # Demo traffic of `lifecycle up`.
+    demo_users: int = Field(default=2000, ge=1)
+    demo_days: int = Field(default=120, ge=1)
+    demo_day_seconds: float = Field(default=5.0, gt=0)
 
     # Sink batching.
     sink_flush_rows: int = Field(default=5000, ge=1)

@@ -89,7 +89,9 @@ def _wait_ready(url: str, deadline_s: float, children: list[Child]) -> None:
     while time.monotonic() < deadline:
         for child in children:
             if child.proc.poll() is not None:
-                raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {child.log}")
+                raise RuntimeError(
+                    f"{child.name} exited with {child.proc.returncode}; see {child.log}"
+                )
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -101,18 +103,24 @@ def _wait_ready(url: str, deadline_s: float, children: list[Child]) -> None:
 
 def _banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
+    worker_metrics = f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics"
+    traffic = "simulated users in live rooms, chats and orders" if demo else "off (--no-demo)"
     lines = [
         "",
         "lifecycle is running:",
-        f"  broker      {settings.kafka_bootstrap}" + ("  (embedded Tansu, memory only)" if embedded else ""),
+        f"  broker      {settings.kafka_bootstrap}"
+        + ("  (embedded Tansu, memory only)" if embedded else ""),
         f"  clickhouse  {settings.clickhouse_url}",
-        f"  worker      Faust scoring agent, metrics at http://{settings.api_host}:{settings.worker_metrics_port}/metrics",
+        f"  worker      Faust scoring agent, metrics at {worker_metrics}",
         f"  api         {base}  (docs: {base}/docs, metrics: {base}/metrics)",
-        f"  demo        {'simulated users in live rooms, chats and orders' if demo else 'off (--no-demo)'}",
+        f"  demo        {traffic}",
         f"  logs        {logs}/",
     ]
     if embedded:
-        lines.append(f"  api keys    '{DEV_API_KEY}' (read) and '{DEV_ADMIN_KEY}' (admin): embedded default only")
+        lines.append(
+            f"  api keys    '{DEV_API_KEY}' (read) and '{DEV_ADMIN_KEY}' (admin): "
+            "embedded default only"
+        )
     lines += [
         "",
         "try:",
@@ -127,8 +135,12 @@ def _banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
 
 def _status(settings: Settings) -> str:
     try:
-        text = httpx.get(f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics", timeout=1.0).text
-        ready = httpx.get(f"http://{settings.api_host}:{settings.api_port}/readyz", timeout=1.0).json()
+        text = httpx.get(
+            f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics", timeout=1.0
+        ).text
+        ready = httpx.get(
+            f"http://{settings.api_host}:{settings.api_port}/readyz", timeout=1.0
+        ).json()
     except (httpx.HTTPError, ValueError):
         return "status: not reachable"
     scored = dead = 0.0
@@ -137,7 +149,8 @@ def _status(settings: Settings) -> str:
             scored += float(line.rsplit(" ", 1)[1])
         elif line.startswith("lifecycle_dead_letters_total"):
             dead += float(line.rsplit(" ", 1)[1])
-    return f"status: {int(scored)} events scored, {int(dead)} dead letters, {ready.get('users', 0)} users"
+    users = ready.get("users", 0)
+    return f"status: {int(scored)} events scored, {int(dead)} dead letters, {users} users"
 
 
 def run_up(demo: bool = True) -> int:
@@ -148,6 +161,10 @@ def run_up(demo: bool = True) -> int:
         print(f"lifecycle up: {exc}", file=sys.stderr)
         return 2
     embedded = "KAFKA_BOOTSTRAP" not in os.environ
+    if embedded:
+        settings = settings.model_copy(
+            update={"kafka_bootstrap": f"127.0.0.1:{settings.embedded_broker_port}"}
+        )
     logs = settings.data_dir / "logs"
     stopping = [False]
 
@@ -159,18 +176,27 @@ def run_up(demo: bool = True) -> int:
     children: list[Child] = []
     code = 0
     try:
-        for port, what in ((settings.api_port, "API"), (settings.worker_metrics_port, "worker metrics")):
+        for port, what in (
+            (settings.api_port, "API"),
+            (settings.worker_metrics_port, "worker metrics"),
+        ):
             if port_open(settings.api_host, port):
-                raise RuntimeError(f"port {port} for the {what} is in use: is `lifecycle up` already running?")
+                raise RuntimeError(
+                    f"port {port} for the {what} is in use: is `lifecycle up` already running?"
+                )
         if embedded:
             for path in _clear_previous_run(settings):
                 print(f"the embedded broker starts empty: cleared the previous run's {path}")
         logs.mkdir(parents=True, exist_ok=True)
         env = _embedded_env(settings) if embedded else dict(os.environ)
         if embedded:
-            host, port = settings.kafka_bootstrap.rsplit(":", 1)
-            proc = start_tansu(host, int(port), logs / "broker.log", start_new_session=True,
-                               preexec_fn=_die_with_parent)
+            proc = start_tansu(
+                "127.0.0.1",
+                settings.embedded_broker_port,
+                logs / "broker.log",
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
             children.append(Child("broker", proc, logs / "broker.log"))
         created = asyncio.run(ensure_topics(settings))
         if created:
@@ -186,7 +212,9 @@ def run_up(demo: bool = True) -> int:
         while not stopping[0]:
             for child in children:
                 if child.proc.poll() is not None:
-                    raise RuntimeError(f"{child.name} exited with {child.proc.returncode}; see {child.log}")
+                    raise RuntimeError(
+                        f"{child.name} exited with {child.proc.returncode}; see {child.log}"
+                    )
             if time.monotonic() - last >= 15:
                 print(_status(settings), flush=True)
                 last = time.monotonic()

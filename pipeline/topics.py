@@ -23,7 +23,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             settings.topic_scores,
             num_partitions=n,
             replication_factor=1,
-            topic_configs={"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"},
+            topic_configs={
+                "cleanup.policy": "compact",
+                "retention.ms": "-1",
+                "retention.bytes": "-1",
+            },
         )
     )
     return specs
@@ -31,7 +35,9 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 
 async def ensure_topics(settings: Settings, timeout_s: float = 20.0) -> list[str]:
     """Create missing topics; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000
+    )
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
         existing = set(await admin.list_topics())

@@ -25,7 +25,7 @@ class SinkService(Service):
     """Flushes the batching sink on a timer and once more when the worker stops."""
 
     def __init__(self, sink: BatchingSink, interval: float, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self.sink = sink
         self.interval = interval
         # One thread: chDB and clickhouse-driver calls block, and must not overlap.
@@ -63,7 +63,7 @@ class MetricsService(Service):
     """Serves the worker's /metrics on loopback."""
 
     def __init__(self, host: str, port: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self.host = host
         self.port = port
 
@@ -77,6 +77,13 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     client.ensure_schema()
     sink = BatchingSink(client)
     scoring.register(wiring, settings, sink)
+    inputs = set(settings.input_topics)
+
+    @wiring.app.on_partitions_assigned.connect
+    async def _assigned(_app: faust.App, assigned: set[object], **_: object) -> None:
+        count = sum(1 for tp in assigned if getattr(tp, "topic", None) in inputs)
+        metrics.ASSIGNED_PARTITIONS.set(count)
+
     sink_service = SinkService(sink, settings.sink_flush_seconds)
     metrics_service = MetricsService(settings.api_host, settings.worker_metrics_port)
     return faust.Worker(

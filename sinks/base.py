@@ -71,7 +71,9 @@ class BatchingSink:
                 self.client.insert(table, batch)
             except Exception as exc:
                 self.failed_flushes += 1
-                raise SinkError(f"insert into {table} failed ({len(batch)} rows kept): {exc}") from exc
+                raise SinkError(
+                    f"insert into {table} failed ({len(batch)} rows kept): {exc}"
+                ) from exc
             self._buffers[table] = []
             self._pending -= len(batch)
             self.rows_written[table] += len(batch)

@@ -17,7 +17,9 @@ def to_base_cents(amount: Decimal, currency: str, fx_rates: dict[str, float]) ->
     """Amount in base-currency cents, rounded half to even."""
     rate = fx_rates.get(currency)
     if rate is None:
-        raise UnknownCurrency(f"currency {currency} has no rate (known: {', '.join(sorted(fx_rates))})")
+        raise UnknownCurrency(
+            f"currency {currency} has no rate (known: {', '.join(sorted(fx_rates))})"
+        )
     cents = amount * Decimal(str(rate)) * 100
     return int(cents.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 

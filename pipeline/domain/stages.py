@@ -31,8 +31,12 @@ class StageRules:
     churned_after_days: float = 90.0
 
     def __post_init__(self) -> None:
-        days = (self.active_window_days, self.new_window_days, self.silent_after_days,
-                self.churned_after_days)
+        days = (
+            self.active_window_days,
+            self.new_window_days,
+            self.silent_after_days,
+            self.churned_after_days,
+        )
         if not all(math.isfinite(d) for d in days):
             raise ValueError("stage thresholds must be finite numbers of days")
         if self.active_min_interactions < 1:
@@ -83,7 +87,10 @@ def stage_at(
     if idle >= rules.silent_ms:
         return Stage.SILENT
     n = rules.active_min_interactions
-    if len(recent_interactions_ms) >= n and at_ms - recent_interactions_ms[-n] < rules.active_window_ms:
+    if (
+        len(recent_interactions_ms) >= n
+        and at_ms - recent_interactions_ms[-n] < rules.active_window_ms
+    ):
         return Stage.ACTIVE
     if first_paid_ms is None:
         return Stage.POTENTIAL

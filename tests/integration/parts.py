@@ -1,0 +1,154 @@
+"""Start and stop the real parts the integration tests need: broker, ClickHouse, worker, API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, step: float = 0.02) -> T:
+    """Poll `check` until it returns something truthy, or fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except Exception as exc:  # the part is still coming up
+            last_error = exc
+            value = None
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what} (last error: {last_error})"
+    )
+
+
+def port_listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Proc:
+    """A child process with its log, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> None:
+        self.name = name
+        self.log = log
+        self._out = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            args, stdout=self._out, stderr=subprocess.STDOUT, env=env, cwd=cwd
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+        return self.proc.returncode
+
+
+def tansu_binary() -> str:
+    from pipeline.broker import tansu_binary as find
+
+    return str(find())
+
+
+def start_broker(tmp: Path) -> tuple[Proc, str]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = Proc(
+        "broker",
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        dict(os.environ),
+        tmp / "broker.log",
+    )
+    wait_until(lambda: port_listening(port), 10, "the broker to listen")
+    return proc, f"127.0.0.1:{port}"
+
+
+def clickhouse_server_binary() -> str:
+    path = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
+    if not Path(path).exists():
+        raise RuntimeError(
+            "clickhouse-server is not installed: `make test` installs Debian's package "
+            "(apt-get install clickhouse-server); the integration tests need it"
+        )
+    return path
+
+
+def start_clickhouse_server(tmp: Path) -> tuple[Proc, int]:
+    data = tmp / "clickhouse"
+    data.mkdir(parents=True, exist_ok=True)
+    tcp, http = free_port(), free_port()
+    args = [
+        clickhouse_server_binary(),
+        "--config-file=/etc/clickhouse-server/config.xml",
+        "--",
+        f"--path={data}/",
+        f"--tcp_port={tcp}",
+        f"--http_port={http}",
+        "--listen_host=127.0.0.1",
+        f"--logger.log={data}/server.log",
+        f"--logger.errorlog={data}/error.log",
+        f"--tmp_path={data}/tmp/",
+        f"--user_files_path={data}/user_files/",
+        f"--format_schema_path={data}/format_schemas/",
+    ]
+    proc = Proc("clickhouse", args, dict(os.environ), tmp / "clickhouse.log", cwd=data)
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"clickhouse-server exited:\n{proc.tail()}")
+        from clickhouse_driver import Client
+
+        Client("127.0.0.1", port=tcp, connect_timeout=1).execute("SELECT 1")
+        return True
+
+    wait_until(ready, 60, "clickhouse-server to answer", step=0.1)
+    return proc, tcp
+
+
+def lifecycle(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", *args]
