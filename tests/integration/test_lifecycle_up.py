@@ -1,0 +1,117 @@
+"""`lifecycle up` as a user runs it: everything starts, demo users appear, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sinks.chdb import ChdbClient
+from tests.integration.parts import Proc, free_port, lifecycle, port_listening, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _up_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "EMBEDDED")}
+    env.update(
+        {
+            "EMBEDDED_BROKER_PORT": str(free_port()),
+            "API_PORT": str(free_port()),
+            "WORKER_METRICS_PORT": str(free_port()),
+            "DEMO_USERS": "200",
+            "DEMO_DAYS": "20",
+            "DEMO_DAY_SECONDS": "0.2",
+        }
+    )
+    env.pop("API_KEYS", None)
+    env.pop("ADMIN_API_KEYS", None)
+    return env
+
+
+def _stop(up: Proc) -> str:
+    assert up.stop(signal.SIGINT, grace=60) == 0, up.tail()
+    return up.log.read_text()
+
+
+def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
+    env = _up_env(tmp_path)
+    api = f"http://127.0.0.1:{env['API_PORT']}"
+    ports = [int(env[k]) for k in ("EMBEDDED_BROKER_PORT", "API_PORT", "WORKER_METRICS_PORT")]
+    up = Proc("up", lifecycle("up"), env, tmp_path / "up.log", cwd=tmp_path)
+    try:
+        wait_until(lambda: "Ctrl-C stops everything" in up.log.read_text(), 120, "the banner")
+        banner = up.log.read_text()
+        assert f"{api}/docs" in banner
+        assert "X-API-Key: dev" in banner
+        assert "'dev-admin' (admin)" in banner
+
+        def first_user() -> dict[str, object] | None:
+            response = httpx.get(f"{api}/v1/users/u00000", headers={"X-API-Key": "dev"})
+            return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
+        document = wait_until(first_user, 60, "a demo user in the API", step=0.2)
+        assert document["stage"] in {"potential", "new", "active", "silent", "churned"}
+        children = _children(up.proc.pid)
+        assert len(children) == 4  # broker, worker, api, demo
+    finally:
+        output = _stop(up)
+    assert "stopped; nothing left running." in output
+    for pid in children:
+        wait_until(lambda pid=pid: not _alive(pid), 10, f"child {pid} to exit")  # type: ignore[misc]
+    for port in ports:
+        assert not port_listening(port), f"port {port} still open after Ctrl-C"
+
+    client = ChdbClient(tmp_path / ".lifecycle" / "chdb")
+    try:
+        events = client.query("SELECT count() AS n FROM events")[0]["n"]
+    finally:
+        client.close()
+    assert int(events) > 0
+
+    # A second run starts a new, empty broker: it must not serve the previous run's users.
+    again = Proc("up2", [*lifecycle("up"), "--no-demo"], env, tmp_path / "up2.log", cwd=tmp_path)
+    try:
+        wait_until(lambda: "Ctrl-C stops everything" in again.log.read_text(), 120, "the banner")
+        assert "cleared the previous run's" in again.log.read_text()
+        response = httpx.get(f"{api}/v1/users/u00000", headers={"X-API-Key": "dev"})
+        assert response.status_code == 404
+    finally:
+        assert "stopped; nothing left running." in _stop(again)
+
+
+def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:
+    env = _up_env(tmp_path)
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", int(env["API_PORT"])))
+        busy.listen()
+        up = Proc("up", [*lifecycle("up"), "--no-demo"], env, tmp_path / "up.log", cwd=tmp_path)
+        code = wait_until(lambda: up.proc.poll(), 30, "`lifecycle up` to give up")
+    assert code == 1
+    assert "is in use" in up.log.read_text()
+    assert not port_listening(int(env["EMBEDDED_BROKER_PORT"]))
