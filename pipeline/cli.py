@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import click
@@ -45,6 +46,10 @@ def api() -> None:
         app = create_api(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    # uvicorn shuts down gracefully, then re-raises the signal to the handler it found: make
+    # that handler a clean exit, so a normal stop is not reported as a crash.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
 
 
