@@ -10,11 +10,17 @@ import faust
 from pipeline import metrics
 from pipeline.app import Wiring
 from pipeline.dead_letters import dead_letter
-from pipeline.scorer import Outcome, Rejected, Scorer
+from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
+from schemas.validation import Rejection
 from sinks.base import BatchingSink
 
 log = logging.getLogger(__name__)
+
+
+def internal_error(exc: Exception) -> Rejection:
+    log.exception("scoring failed on a message; it goes to dead-letters")
+    return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
 
 
 def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
@@ -23,6 +29,8 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
 
     async def publish(outcome: Outcome) -> None:
         document = outcome.document
+        if document is None:
+            return
         await wiring.scores.send(
             key=document.user_id.encode(), value=document.model_dump_json().encode()
         )
@@ -44,18 +52,18 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
                 outcome = scorer.score(
                     topic, message.value or b"", partition=partition, more_waiting=waiting
                 )
-            except Rejected as exc:
-                metrics.DEAD_LETTERS.labels(topic, exc.reason).inc()
+            except Exception as exc:
+                # Bad input, or a fault of ours on this input: either way the message is kept
+                # in dead-letters with its bytes, and the worker goes on.
+                rejection = exc if isinstance(exc, Rejection) else internal_error(exc)
+                metrics.DEAD_LETTERS.labels(topic, rejection.reason).inc()
                 record = dead_letter(
-                    exc.reason,
-                    exc.detail,
-                    topic,
-                    partition,
-                    message.offset,
-                    message.key,
-                    message.value,
+                    rejection, topic, partition, message.offset, message.key, message.value
                 )
                 await wiring.dead_letters.send(key=message.key, value=record)
+                continue
+            if outcome.duplicate:
+                metrics.DUPLICATES.labels(topic).inc()
                 continue
             await publish(outcome)
             metrics.EVENTS_SCORED.labels(topic).inc()

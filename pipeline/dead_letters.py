@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import orjson
 
+from schemas.validation import Rejection
+
 
 def dead_letter(
-    reason: str,
-    detail: str,
+    rejection: Rejection,
     topic: str,
     partition: int,
     offset: int,
@@ -20,8 +21,9 @@ def dead_letter(
     """JSON record for the `dead-letters` topic; the original value is kept base64-encoded."""
     return orjson.dumps(
         {
-            "reason": reason,
-            "detail": detail,
+            "reason": rejection.reason,
+            "field": rejection.field,
+            "detail": rejection.detail,
             "topic": topic,
             "partition": partition,
             "offset": offset,

@@ -6,6 +6,9 @@ from prometheus_client import Counter, Gauge
 
 EVENTS_IN = Counter("lifecycle_events_in_total", "Messages read from input topics", ["topic"])
 EVENTS_SCORED = Counter("lifecycle_events_scored_total", "Events applied to user state", ["topic"])
+DUPLICATES = Counter(
+    "lifecycle_duplicates_total", "Events dropped because their event_id was seen", ["topic"]
+)
 DEAD_LETTERS = Counter(
     "lifecycle_dead_letters_total", "Messages rejected to dead-letters", ["topic", "reason"]
 )

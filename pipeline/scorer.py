@@ -9,38 +9,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from pipeline.domain.document import score_document
-from pipeline.domain.facts import UnknownCurrency, to_fact
+from pipeline.domain.facts import to_fact
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import Transition, UserState, advance, apply
+from pipeline.domain.state import Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.watermark import PartitionClock
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
-from schemas.events import Kind, parse_event
+from schemas.events import Kind
 from schemas.scores import ScoreDocument
+from schemas.validation import Rejection, Validator
 
 log = logging.getLogger(__name__)
-
-
-class Rejected(ValueError):
-    """The message cannot be scored; `reason` is machine-readable."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass
 class Outcome:
     """What scoring one event produced."""
 
-    document: ScoreDocument
+    document: ScoreDocument | None
     transitions: list[Transition]
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    duplicate: bool = False
 
 
 def rules_from(settings: Settings) -> StageRules:
@@ -59,6 +51,12 @@ class Scorer:
     def __init__(self, settings: Settings, state: MutableMapping[str, Any]) -> None:
         self.settings = settings
         self.rules = rules_from(settings)
+        self.validator = Validator(
+            settings.fx_rates,
+            max_bytes=settings.max_message_bytes,
+            future_margin_ms=int(settings.future_margin_seconds * 1000),
+        )
+        self.dedup_horizon_ms = int(settings.dedup_horizon_days * 86_400_000)
         self.state = state
         self.topic_kinds: dict[str, Kind] = dict(
             zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
@@ -134,26 +132,25 @@ class Scorer:
         partition: int = 0,
         more_waiting: bool = False,
     ) -> Outcome:
-        """Validate and apply one message; raises Rejected for input that cannot be scored.
+        """Validate and apply one message; raises Rejection for input that cannot be scored.
+
+        A duplicate (an event id the user already had within the horizon) changes nothing and
+        comes back as an Outcome with `duplicate` set.
 
         `more_waiting` says whether the message's topic-partition has records after this one.
         """
         kind = self.topic_kinds.get(topic)
         if kind is None:
-            raise Rejected("unknown_topic", f"{topic} is not an input topic")
-        try:
-            event = parse_event(kind, raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "event"
-            raise Rejected(first["type"], f"{where}: {first['msg']}") from exc
-        try:
-            fact = to_fact(event, self.settings.fx_rates)
-        except UnknownCurrency as exc:
-            raise Rejected("unknown_currency", str(exc)) from exc
+            raise Rejection("unknown_topic", None, f"{topic} is not an input topic")
         now = now or datetime.now(tz=UTC)
+        event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
+        fact = to_fact(event, self.settings.fx_rates)
         user = self._load(event.user_id)
+        digest = event_digest(event.event_id)
+        if user.has_seen(digest):
+            return Outcome(document=None, transitions=[], duplicate=True)
         transitions = apply(user, fact, self.rules)
+        user.remember(digest, fact.ts_ms, self.dedup_horizon_ms, self.settings.dedup_max_ids)
         self._save(user, partition)
         partition_clock = self.clocks.setdefault(partition, PartitionClock())
         partition_clock.observe(topic, fact.ts_ms, more_waiting)

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     demo_days: int = Field(default=120, ge=1)
     demo_day_seconds: float = Field(default=5.0, gt=0)
 
+    # Validation and duplicates (SPEC section 3).
+    max_message_bytes: int = Field(default=64 * 1024, ge=256)
+    future_margin_seconds: float = Field(default=300.0, ge=0)
+    dedup_horizon_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
+    dedup_max_ids: int = Field(default=512, ge=1)
+
     # Sink batching.
     sink_flush_rows: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=0.5, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +25,13 @@ class Fact:
     @property
     def is_interaction(self) -> bool:
         return self.type not in NOT_INTERACTIONS
+
+
+def event_digest(event_id: str) -> int:
+    """A stable 64-bit digest of an event id (the same in every process)."""
+    return int.from_bytes(
+        hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +68,27 @@ class UserState:
     clock_ms: int | None = None  # the latest time the stage has been evaluated at
     reactivations: int = 0
     version: int = 0
+    # Digests of recent event ids with their event times, oldest first, for dropping duplicates.
+    seen_ids: dict[int, int] = field(default_factory=dict)
+
+    def has_seen(self, digest: int) -> bool:
+        return digest in self.seen_ids
+
+    def remember(self, digest: int, ts_ms: int, horizon_ms: int, max_ids: int) -> None:
+        """Keep the id; forget ids older than the horizon before the newest, beyond `max_ids`."""
+        seen = self.seen_ids
+        seen[digest] = ts_ms
+        newest = self.last_event_ms if self.last_event_ms is not None else ts_ms
+        stale = [d for d, at in seen.items() if at < newest - horizon_ms]
+        for d in stale:
+            del seen[d]
+        while len(seen) > max_ids:
+            del seen[next(iter(seen))]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stage"] = self.stage.value if self.stage else None
+        data["seen_ids"] = [[d, at] for d, at in self.seen_ids.items()]
         return data
 
     @classmethod
@@ -71,6 +96,7 @@ class UserState:
         values = dict(data)
         values["stage"] = Stage(values["stage"]) if values.get("stage") else None
         values["recent_interactions_ms"] = list(values.get("recent_interactions_ms") or [])
+        values["seen_ids"] = {d: at for d, at in values.get("seen_ids") or []}
         return cls(**values)
 
 

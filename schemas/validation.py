@@ -1,0 +1,131 @@
+"""Raw bytes to a typed event, or a rejection that says which field and what was wrong.
+
+Used by the pipeline (rejections go to dead-letters) and by producers before they send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, get_args
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import EVENT_MODELS, AnyEvent, Kind
+
+# Reasons, machine-readable; the dead-letter record and the metric label carry them.
+TOO_LARGE = "too_large"
+NOT_UTF8 = "not_utf8"
+NOT_JSON = "not_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+EMPTY_FIELD = "empty_field"
+UNKNOWN_TYPE = "unknown_type"
+UNKNOWN_FIELD = "unknown_field"
+WRONG_TYPE = "wrong_type"
+INVALID_AMOUNT = "invalid_amount"
+UNKNOWN_CURRENCY = "unknown_currency"
+INVALID_TIMESTAMP = "invalid_timestamp"
+FUTURE_TIMESTAMP = "future_timestamp"
+INVALID_FIELD = "invalid_field"
+
+_WRONG_TYPE_ERRORS = frozenset(
+    {
+        "string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing",
+        "decimal_type", "decimal_parsing", "dict_type", "list_type", "bool_type", "model_type",
+    }
+)  # fmt: skip
+_TYPES: dict[Kind, frozenset[str]] = {
+    kind: frozenset(get_args(model.model_fields["type"].annotation))
+    for kind, model in EVENT_MODELS.items()
+}
+
+
+class Rejection(ValueError):
+    """Why a message cannot be scored: a reason, the field at fault (if one), and a message."""
+
+    def __init__(self, reason: str, field: str | None, detail: str) -> None:
+        super().__init__(reason, field, detail)
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+
+    def __str__(self) -> str:
+        where = f" ({self.field})" if self.field else ""
+        return f"{self.reason}{where}: {self.detail}"
+
+
+def _classify(error: dict[str, Any]) -> Rejection:
+    loc = ".".join(str(part) for part in error["loc"]) or None
+    kind = error["type"]
+    message = error["msg"]
+    top = str(error["loc"][0]) if error["loc"] else ""
+    if kind == "missing":
+        return Rejection(MISSING_FIELD, loc, "required field is missing")
+    if kind == "extra_forbidden":
+        return Rejection(UNKNOWN_FIELD, loc, "field is not part of the schema (use `props`)")
+    if top in ("event_id", "user_id") and kind in ("string_too_short", "value_error"):
+        return Rejection(EMPTY_FIELD, loc, "must not be empty")
+    if top == "ts":
+        return Rejection(INVALID_TIMESTAMP, loc, message)
+    if top == "amount":
+        return Rejection(INVALID_AMOUNT, loc, message)
+    if kind in _WRONG_TYPE_ERRORS:
+        return Rejection(WRONG_TYPE, loc, message)
+    return Rejection(INVALID_FIELD, loc, message)
+
+
+class Validator:
+    """Checks one message of a topic kind against the contract and the configured limits."""
+
+    def __init__(
+        self,
+        currencies: Collection[str],
+        max_bytes: int = 64 * 1024,
+        future_margin_ms: int = 5 * 60 * 1000,
+    ) -> None:
+        self.currencies = frozenset(currencies)
+        self.max_bytes = max_bytes
+        self.future_margin_ms = future_margin_ms
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        """Bytes to a JSON object, or a Rejection for size, encoding, syntax or shape."""
+        if len(raw) > self.max_bytes:
+            raise Rejection(TOO_LARGE, None, f"{len(raw)} bytes, limit {self.max_bytes}")
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise Rejection(NOT_UTF8, None, f"invalid UTF-8 at byte {bad.start}") from exc
+            raise Rejection(NOT_JSON, None, str(exc)) from exc
+        if not isinstance(value, dict):
+            raise Rejection(
+                NOT_AN_OBJECT, None, f"expected a JSON object, got {type(value).__name__}"
+            )
+        return value
+
+    def check(self, kind: Kind, data: dict[str, Any], now_ms: int) -> AnyEvent:
+        """A decoded object to a typed event, or a Rejection naming the field."""
+        event_type = data.get("type")
+        if event_type is None:
+            raise Rejection(MISSING_FIELD, "type", "required field is missing")
+        if not isinstance(event_type, str) or event_type not in _TYPES[kind]:
+            known = ", ".join(sorted(_TYPES[kind]))
+            raise Rejection(UNKNOWN_TYPE, "type", f"{event_type!r} is not one of: {known}")
+        try:
+            event = EVENT_MODELS[kind].model_validate(data)
+        except ValidationError as exc:
+            raise _classify(exc.errors()[0]) from exc
+        if event.ts_ms > now_ms + self.future_margin_ms:
+            ahead = (event.ts_ms - now_ms) / 1000
+            raise Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
+        currency = getattr(event, "currency", None)
+        if currency is not None and currency not in self.currencies:
+            known = ", ".join(sorted(self.currencies))
+            raise Rejection(UNKNOWN_CURRENCY, "currency", f"{currency} is not one of: {known}")
+        return event
+
+    def validate(self, kind: Kind, raw: bytes, now_ms: int) -> AnyEvent:
+        return self.check(kind, self.decode(raw), now_ms)
