@@ -10,6 +10,7 @@ from typing import Any, get_args
 
 import orjson
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from schemas.events import EVENT_MODELS, AnyEvent, Kind
 
@@ -55,7 +56,7 @@ class Rejection(ValueError):
         return f"{self.reason}{where}: {self.detail}"
 
 
-def _classify(error: dict[str, Any]) -> Rejection:
+def _classify(error: ErrorDetails) -> Rejection:
     loc = ".".join(str(part) for part in error["loc"]) or None
     kind = error["type"]
     message = error["msg"]
