@@ -35,6 +35,14 @@ class Outcome:
     duplicate: bool = False
 
 
+def _decoded(stored: bytes | dict[str, Any]) -> dict[str, Any]:
+    """A stored state: bytes as written, or a dict as Faust hands it back after recovery."""
+    if isinstance(stored, dict):
+        return dict(stored)
+    data: dict[str, Any] = orjson.loads(stored)
+    return data
+
+
 def rules_from(settings: Settings) -> StageRules:
     return StageRules(
         active_window_days=settings.active_window_days,
@@ -69,7 +77,7 @@ class Scorer:
         stored = self.state.get(user_id)
         if not stored:
             return UserState(user_id)
-        data = orjson.loads(stored)
+        data = _decoded(stored)
         data.pop("partition", None)
         return UserState.from_dict(data)
 
@@ -83,7 +91,7 @@ class Scorer:
         if timers is None:
             timers = self.timers[partition] = DueTimers()
             for user_id, stored in list(self.state.items()):
-                data = orjson.loads(stored)
+                data = _decoded(stored)
                 if data.pop("partition", None) == partition:
                     user = UserState.from_dict(data)
                     timers.schedule(user_id, next_due(user, self.rules, user.stage_since_ms or 0))

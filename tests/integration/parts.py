@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -11,7 +12,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 T = TypeVar("T")
 
@@ -152,3 +155,31 @@ def start_clickhouse_server(tmp: Path) -> tuple[Proc, int]:
 
 def lifecycle(*args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.cli", *args]
+
+
+async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of `topic`, from the beginning up to the end offsets seen now."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(10):
+            await consumer.topics()
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records: list[Any] = []
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp]:
+                    batches = await consumer.getmany(tp, timeout_ms=500)
+                    records.extend(batches.get(tp, []))
+            return records
+    finally:
+        await consumer.stop()
+
+
+def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of `topic` now, read with a real consumer."""
+    return asyncio.run(_read_topic(bootstrap, topic))
