@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -84,6 +85,46 @@ def demo(
         seed=seed,
     )
     run_demo(settings, config, follow=not until_now)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--topic", required=True, help="Input topic to send to, e.g. order-events.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Send at most this many events per second.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    help="File format [default: from the extension, .jsonl/.ndjson or .csv].",
+)
+def produce(file: Path, topic: str, rate: float | None, fmt: str | None) -> None:
+    """Validate a JSONL or CSV FILE of events and send the valid ones, keyed by user_id.
+
+    Exits 0 when every record was sent, 1 when some were rejected (the valid ones are still
+    sent), 2 on usage errors.
+    """
+    from pipeline.produce import run_produce
+
+    sys.exit(run_produce(_settings(), file, topic, fmt, rate))
+
+
+@main.group()
+def schema() -> None:
+    """Published JSON Schemas of the event contracts."""
+
+
+@schema.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def schema_export(directory: Path) -> None:
+    """Write one JSON Schema per input topic, and the score document's, to DIRECTORY."""
+    from schemas.export import write_schemas
+
+    for path in write_schemas(directory):
+        click.echo(f"wrote {path}")
 
 
 def _settings() -> Settings:

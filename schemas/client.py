@@ -40,8 +40,12 @@ class EventProducer:
 
     def send(self, event: AnyEvent) -> None:
         """Queue one event; `flush()` waits until everything queued is acknowledged."""
-        self._producer.send(
-            self.topic_for(event),
+        self.send_to(self.topic_for(event), event)
+
+    def send_to(self, topic: str, event: AnyEvent) -> Any:
+        """Queue one event to an explicit topic, keyed by user_id; returns the delivery future."""
+        return self._producer.send(
+            topic,
             key=event.user_id.encode(),
             value=event.model_dump_json(exclude_none=True).encode(),
         )

@@ -5,6 +5,7 @@ Used by the pipeline (rejections go to dead-letters) and by producers before the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any, get_args
 
@@ -36,6 +37,7 @@ _WRONG_TYPE_ERRORS = frozenset(
         "decimal_type", "decimal_parsing", "dict_type", "list_type", "bool_type", "model_type",
     }
 )  # fmt: skip
+_NEEDS = re.compile(r"needs `(\w+)`")
 _TYPES: dict[Kind, frozenset[str]] = {
     kind: frozenset(get_args(model.model_fields["type"].annotation))
     for kind, model in EVENT_MODELS.items()
@@ -63,6 +65,9 @@ def _classify(error: ErrorDetails) -> Rejection:
     top = str(error["loc"][0]) if error["loc"] else ""
     if kind == "missing":
         return Rejection(MISSING_FIELD, loc, "required field is missing")
+    needed = _NEEDS.search(message) if loc is None else None
+    if needed:  # a per-type field, checked by the model as a whole
+        return Rejection(MISSING_FIELD, needed.group(1), message)
     if kind == "extra_forbidden":
         return Rejection(UNKNOWN_FIELD, loc, "field is not part of the schema (use `props`)")
     if top in ("event_id", "user_id") and kind in ("string_too_short", "value_error"):

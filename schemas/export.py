@@ -1,0 +1,117 @@
+"""JSON Schemas of the input topics and the score document, from the pydantic models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas.client import DEFAULT_TOPICS
+from schemas.common import SCHEMA_VERSION
+from schemas.events import EVENT_MODELS, Kind
+from schemas.live import _REQUIRED as LIVE_REQUIRED
+from schemas.scores import ScoreDocument
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCORES_TOPIC = "user-scores"
+SCORES_FILE = "score-document.schema.json"
+
+# Fields a type needs beyond the common ones (the models check them in a model validator).
+PER_TYPE_FIELDS: dict[Kind, dict[str, tuple[str, ...]]] = {
+    "live": {event_type: (name,) for event_type, name in LIVE_REQUIRED.items()},
+    "chat": {
+        "message": ("text",),
+        "reply": ("text",),
+        "join_group": ("group_id",),
+        "leave_group": ("group_id",),
+    },
+    "order": {},
+    "touch": {},
+}
+
+# Event time as the models read it: RFC 3339 with an offset, or epoch milliseconds.
+_EVENT_TIME = {
+    "title": "Ts",
+    "description": "event time: RFC 3339 with a UTC offset, or epoch milliseconds",
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+}
+# A positive decimal written as text, e.g. "129.90" (a number must be > 0 too).
+_POSITIVE_DECIMAL_TEXT = r"^(?![0.]+$)[0-9]+(\.[0-9]+)?$"
+
+
+def topic_of(kind: Kind) -> str:
+    """The default topic name of an event kind (SPEC section 2)."""
+    return next(topic for model, topic in DEFAULT_TOPICS.items() if model is EVENT_MODELS[kind])
+
+
+def _header(topic: str, what: str, description: str | None) -> dict[str, Any]:
+    return {
+        "$schema": DIALECT,
+        "$id": f"urn:lifecycle:{topic}:schema_version:{SCHEMA_VERSION}",
+        "title": f"{topic}: {what} (schema_version {SCHEMA_VERSION})",
+        "description": description or "",
+        "x-topic": topic,
+        "x-key": "user_id",
+        "x-schema-version": SCHEMA_VERSION,
+    }
+
+
+def _per_type(fields: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "if": {"properties": {"type": {"const": event_type}}, "required": ["type"]},
+            "then": {
+                "required": list(names),
+                "properties": {name: {"not": {"type": "null"}} for name in names},
+            },
+        }
+        for event_type, names in fields.items()
+    ]
+
+
+def event_schema(kind: Kind) -> dict[str, Any]:
+    """The JSON Schema of one input topic's events."""
+    model = EVENT_MODELS[kind]
+    body = model.model_json_schema()
+    body.pop("title", None)
+    description = body.pop("description", None)
+    properties = body["properties"]
+    properties["ts"] = dict(_EVENT_TIME)
+    if "amount" in properties:
+        for branch in properties["amount"]["anyOf"]:
+            if branch.get("type") == "string":
+                branch["pattern"] = _POSITIVE_DECIMAL_TEXT
+    rules = _per_type(PER_TYPE_FIELDS[kind])
+    if rules:
+        body["allOf"] = rules
+    return {**_header(topic_of(kind), f"{kind} event", description), **body}
+
+
+def score_schema() -> dict[str, Any]:
+    """The JSON Schema of the score document on the compacted scores topic."""
+    body = ScoreDocument.model_json_schema(mode="serialization")
+    body.pop("title", None)
+    description = body.pop("description", None)
+    return {**_header(SCORES_TOPIC, "score document", description), **body}
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """File name to schema, for every published contract."""
+    files = {f"{topic_of(kind)}.schema.json": event_schema(kind) for kind in EVENT_MODELS}
+    files[SCORES_FILE] = score_schema()
+    return files
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    """Write every schema to `directory` (created if missing); returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in all_schemas().items():
+        path = directory / name
+        path.write_text(render(schema), encoding="utf-8")
+        written.append(path)
+    return written

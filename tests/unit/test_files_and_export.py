@@ -1,0 +1,283 @@
+"""Event files (JSONL, CSV), the published JSON Schemas, and the produce tool's summary and pace."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.produce import Pacer, Report
+from schemas.events import EVENT_MODELS, Kind
+from schemas.export import all_schemas, event_schema, render, score_schema
+from schemas.files import format_of, read_csv, read_events, read_jsonl
+from schemas.scores import ScoreDocument
+from schemas.validation import (
+    INVALID_AMOUNT,
+    NOT_AN_OBJECT,
+    NOT_JSON,
+    NOT_UTF8,
+    UNKNOWN_FIELD,
+    UNKNOWN_TYPE,
+    Rejection,
+)
+
+PUBLISHED = Path(__file__).resolve().parents[2] / "schemas" / "json"
+TS = 1_700_000_000_000
+EXAMPLES: dict[Kind, dict[str, Any]] = {
+    "live": {
+        "event_id": "e1", "type": "watch", "user_id": "u1", "ts": "2026-11-20T20:00:00+08:00",
+        "room_id": "room-1", "session_id": "s-1", "seconds": 120, "props": {"app": "ios"},
+    },
+    "chat": {
+        "event_id": "e2", "type": "message", "user_id": "u1", "ts": TS, "group_id": "g-1",
+        "text": "你好，有优惠吗",
+    },
+    "order": {
+        "event_id": "e3", "type": "order_paid", "user_id": "u1", "ts": TS, "order_id": "o-1",
+        "amount": "129.90", "currency": "CNY", "items": [{"sku": "a", "qty": 1}],
+        "channel": "live", "room_id": "room-1",
+    },
+    "touch": {
+        "event_id": "e4", "type": "touch_clicked", "user_id": "u1", "ts": TS,
+        "campaign_id": "c-1", "channel": "wecom", "trigger_id": "t-1",
+    },
+}  # fmt: skip
+
+
+# A checker for exactly the JSON Schema keywords the published files use (no dependency).
+_ANNOTATIONS = frozenset(
+    {"$id", "$schema", "title", "description", "default", "format", "then"}
+    | {"x-topic", "x-key", "x-schema-version"}
+)
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _number(value: Any) -> bool:
+    return _TYPES["number"](value)
+
+
+def _extra_ok(arg: Any, value: Any, schema: dict[str, Any]) -> bool:
+    if not isinstance(value, dict):
+        return True
+    extra = [key for key in value if key not in schema.get("properties", {})]
+    return all(arg is not False and (arg is True or conforms(arg, value[k])) for k in extra)
+
+
+_KEYWORDS: dict[str, Callable[[Any, Any, dict[str, Any]], bool]] = {
+    "type": lambda arg, v, _: _TYPES[arg](v),
+    "enum": lambda arg, v, _: v in arg,
+    "const": lambda arg, v, _: v == arg,
+    "required": lambda arg, v, _: not isinstance(v, dict) or all(k in v for k in arg),
+    "properties": lambda arg, v, _: (
+        not isinstance(v, dict) or all(conforms(arg[k], v[k]) for k in v if k in arg)
+    ),
+    "additionalProperties": _extra_ok,
+    "items": lambda arg, v, _: not isinstance(v, list) or all(conforms(arg, x) for x in v),
+    "anyOf": lambda arg, v, _: any(conforms(s, v) for s in arg),
+    "allOf": lambda arg, v, _: all(conforms(s, v) for s in arg),
+    "not": lambda arg, v, _: not conforms(arg, v),
+    "if": lambda arg, v, s: not conforms(arg, v) or conforms(s.get("then", {}), v),
+    "minimum": lambda arg, v, _: not _number(v) or v >= arg,
+    "maximum": lambda arg, v, _: not _number(v) or v <= arg,
+    "exclusiveMinimum": lambda arg, v, _: not _number(v) or v > arg,
+    "minLength": lambda arg, v, _: not isinstance(v, str) or len(v) >= arg,
+    "maxLength": lambda arg, v, _: not isinstance(v, str) or len(v) <= arg,
+    "pattern": lambda arg, v, _: not isinstance(v, str) or re.search(arg, v) is not None,
+}
+
+
+def conforms(schema: dict[str, Any], value: Any) -> bool:
+    return all(
+        key in _ANNOTATIONS or _KEYWORDS[key](arg, value, schema) for key, arg in schema.items()
+    )
+
+
+def _keywords(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*(_keywords(item) for item in node))
+    if not isinstance(node, dict):
+        return set()
+    found = set(node)
+    for key, value in node.items():
+        children = value.values() if key == "properties" else [value]
+        found |= set().union(*(_keywords(child) for child in children))
+    return found
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _reasons(records: list[Any]) -> list[tuple[int, str | None, str | None]]:
+    return [(line, r.reason, r.field) for line, r in records if isinstance(r, Rejection)]
+
+
+def test_jsonl_lines_become_objects_and_bad_lines_rejections(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "events.jsonl",
+        b'{"event_id": "e1", "props": {"a": [1]}}\n'
+        b"\n"
+        b"{not json\n"
+        b"[1, 2]\n"
+        b'  {"event_id": "e2"}  \r\n'
+        b'"text"\n'
+        b'{"event_id": "\xff"}\n',
+    )
+    records = list(read_jsonl(path))
+    assert [line for line, _ in records] == [1, 3, 4, 5, 6, 7]
+    assert records[0] == (1, {"event_id": "e1", "props": {"a": [1]}})
+    assert records[3] == (5, {"event_id": "e2"})
+    assert _reasons(records) == [
+        (3, NOT_JSON, None), (4, NOT_AN_OBJECT, None), (6, NOT_AN_OBJECT, None),
+        (7, NOT_UTF8, None),
+    ]  # fmt: skip
+
+
+def test_csv_rows_empty_cells_are_absent_and_json_cells_parsed(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "orders.csv",
+        "\ufeffevent_id,type,user_id,ts,amount,currency,items,props,coupon_id\n"
+        'e1,order_paid,u1,1700000000000,99.50,CNY,"[{""sku"": ""a""}]","{""k"": ""v, w""}",\n'
+        "e2,order_paid,u2,1700000000000,10,CNY,2,,c-9\n"
+        "e3,order_paid,u3,1700000000000,10,CNY,,{bad,\n"
+        "e4,order_paid,u4,1700000000000,10,CNY,,,,surplus\n"
+        '"e5",order_paid,u5,1700000000000,10,CNY,,"{""note"":\n""two lines""}",\n'
+        "e6,order_paid,u6,1700000000000,10,CNY\n".encode()
+        + b"e7,order_paid,\xff,1,1,CNY\n",
+    )
+    records = list(read_csv(path))
+
+    def row(n: int, **cells: Any) -> dict[str, Any]:
+        base = {"type": "order_paid", "ts": "1700000000000", "amount": "10", "currency": "CNY"}
+        return {"event_id": f"e{n}", "user_id": f"u{n}", **base, **cells}
+
+    assert records[0] == (2, row(1, amount="99.50", items=[{"sku": "a"}], props={"k": "v, w"}))
+    assert records[1] == (3, row(2, items=2, coupon_id="c-9"))
+    assert records[4] == (7, row(5, props={"note": "two lines"}))  # a row's last line
+    assert records[5] == (8, row(6))
+    assert _reasons(records) == [
+        (4, NOT_JSON, "props"), (5, UNKNOWN_FIELD, None), (9, NOT_UTF8, "user_id"),
+    ]  # fmt: skip
+
+
+def test_formats_from_extensions(tmp_path: Path) -> None:
+    assert format_of(Path("a.jsonl")) == format_of(Path("B.NDJSON")) == "jsonl"
+    assert format_of(Path("a.csv")) == "csv"
+    assert format_of(Path("a.txt")) is None
+    path = _write(tmp_path, "a.txt", b'{"a": 1}\n')
+    assert list(read_events(path, "jsonl")) == [(1, {"a": 1})]
+    with pytest.raises(ValueError, match="unknown format"):
+        read_events(path, "xml")
+
+
+def test_published_schemas_are_the_generated_ones() -> None:
+    generated = all_schemas()
+    assert {p.name for p in PUBLISHED.iterdir()} == set(generated), "run `lifecycle schema export`"
+    for name, schema in generated.items():
+        published = (PUBLISHED / name).read_text(encoding="utf-8")
+        assert published == render(schema), f"{name} drifted: run `lifecycle schema export`"
+    assert set(generated) == {
+        "live-events.schema.json", "chat-events.schema.json", "order-events.schema.json",
+        "touch-events.schema.json", "score-document.schema.json",
+    }  # fmt: skip
+
+
+def test_the_checker_knows_every_keyword_used() -> None:
+    for schema in all_schemas().values():
+        assert _keywords(schema) <= set(_KEYWORDS) | _ANNOTATIONS
+
+
+@pytest.mark.parametrize("kind", list(EVENT_MODELS))
+def test_each_schema_accepts_a_valid_example_and_names_its_topic(kind: Kind) -> None:
+    schema = event_schema(kind)
+    example = EXAMPLES[kind]
+    EVENT_MODELS[kind].model_validate(example)  # the example is valid for the model too
+    assert conforms(schema, example)
+    assert schema["x-topic"] == f"{kind}-events"
+    assert schema["$id"] == f"urn:lifecycle:{kind}-events:schema_version:1"
+    assert "schema_version 1" in schema["title"]
+    assert not conforms(schema, {**example, "type": "nope"})
+    assert not conforms(schema, {**example, "surprise": 1})
+    assert not conforms(schema, {k: v for k, v in example.items() if k != "user_id"})
+
+
+@pytest.mark.parametrize("amount", [-5, 0, "-5.00", "0.00", "abc"])
+def test_order_schema_rejects_amounts_that_are_not_positive(amount: object) -> None:
+    assert not conforms(event_schema("order"), {**EXAMPLES["order"], "amount": amount})
+
+
+def test_per_type_fields_are_in_the_schema() -> None:
+    watch = {k: v for k, v in EXAMPLES["live"].items() if k != "seconds"}
+    assert not conforms(event_schema("live"), watch)
+    assert conforms(event_schema("live"), {**watch, "type": "like"})
+    message = {k: v for k, v in EXAMPLES["chat"].items() if k != "text"}
+    assert not conforms(event_schema("chat"), message)
+    assert conforms(event_schema("chat"), {**message, "type": "join_group"})
+    assert not conforms(event_schema("chat"), {**message, "type": "join_group", "group_id": None})
+
+
+def test_score_schema_accepts_a_score_document() -> None:
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    document = ScoreDocument(
+        user_id="u1", stage="new", stage_since=now, order_count=1, refund_count=0,
+        monetary=129.9, currency="CNY", interactions=3, reactivations=0, first_paid_at=now,
+        last_paid_at=now, last_interaction_at=now, last_event_at=now, version=4, updated_at=now,
+    )  # fmt: skip
+    schema = score_schema()
+    assert conforms(schema, document.model_dump(mode="json"))
+    assert not conforms(schema, {**document.model_dump(mode="json"), "stage": "gone"})
+    assert schema["x-topic"] == "user-scores"
+
+
+def test_summary_groups_rejections_by_reason_with_lines_and_fields() -> None:
+    report = Report(sent=7)
+    for line, reason, field in [
+        (4, INVALID_AMOUNT, "amount"), (7, UNKNOWN_TYPE, "type"), (9, INVALID_AMOUNT, "amount"),
+    ]:  # fmt: skip
+        report.rejected.append((line, Rejection(reason, field, "detail")))
+    assert report.summary("order-events") == (
+        "sent 7 to order-events\n"
+        "rejected 3: invalid_amount x2 (lines 4, 9: amount), unknown_type x1 (line 7: type)"
+    )
+    assert report.exit_code == 1
+    many = Report(rejected=[(n, Rejection(NOT_JSON, None, "x")) for n in range(1, 8)])
+    assert many.rejection_summary() == "rejected 7: not_json x7 (lines 1, 2, 3, 4, 5, ...)"
+    assert Report(sent=2).summary("t") == "sent 2 to t\nrejected 0"
+    assert Report(sent=2).exit_code == 0
+    assert Report(sent=1, failed=1, first_error="KafkaTimeoutError: x").exit_code == 1
+
+
+def test_pacer_sleeps_to_the_rate_on_its_clock() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    pacer = Pacer(4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        pacer.wait()
+    assert slept == [0.25, 0.25, 0.25, 0.25]
+    assert now[0] == pytest.approx(101.0)
+    now[0] += 10  # a slow source: no burst to catch up with the schedule afterwards
+    pacer.wait()
+    pacer.wait()
+    assert slept == [0.25] * 5
+    Pacer(None, clock=lambda: 1 / 0, sleep=sleep).wait()  # no rate: never looks at the clock
