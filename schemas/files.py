@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from schemas.validation import NOT_AN_OBJECT, NOT_JSON, NOT_UTF8, UNKNOWN_FIELD, Rejection
+from schemas.validation import NOT_JSON, NOT_UTF8, UNKNOWN_FIELD, Rejection, decode_object
 
 # One record of a file: its line number and the object read, or why it could not be read.
 Record = tuple[int, dict[str, Any] | Rejection]
@@ -20,16 +20,9 @@ JSON_CELLS = frozenset({"props", "items"})
 
 def _object(raw: bytes) -> dict[str, Any] | Rejection:
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            return Rejection(NOT_UTF8, None, f"invalid UTF-8 at byte {bad.start}")
-        return Rejection(NOT_JSON, None, str(exc))
-    if not isinstance(value, dict):
-        return Rejection(NOT_AN_OBJECT, None, f"expected a JSON object, got {type(value).__name__}")
-    return value
+        return decode_object(raw)
+    except Rejection as rejection:
+        return rejection
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:

@@ -81,6 +81,21 @@ def _classify(error: ErrorDetails) -> Rejection:
     return Rejection(INVALID_FIELD, loc, message)
 
 
+def decode_object(raw: bytes) -> dict[str, Any]:
+    """Bytes to a JSON object, or a Rejection for encoding, syntax or shape."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise Rejection(NOT_UTF8, None, f"invalid UTF-8 at byte {bad.start}") from exc
+        raise Rejection(NOT_JSON, None, str(exc)) from exc
+    if not isinstance(value, dict):
+        raise Rejection(NOT_AN_OBJECT, None, f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 class Validator:
     """Checks one message of a topic kind against the contract and the configured limits."""
 
@@ -98,19 +113,7 @@ class Validator:
         """Bytes to a JSON object, or a Rejection for size, encoding, syntax or shape."""
         if len(raw) > self.max_bytes:
             raise Rejection(TOO_LARGE, None, f"{len(raw)} bytes, limit {self.max_bytes}")
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as bad:
-                raise Rejection(NOT_UTF8, None, f"invalid UTF-8 at byte {bad.start}") from exc
-            raise Rejection(NOT_JSON, None, str(exc)) from exc
-        if not isinstance(value, dict):
-            raise Rejection(
-                NOT_AN_OBJECT, None, f"expected a JSON object, got {type(value).__name__}"
-            )
-        return value
+        return decode_object(raw)
 
     def check(self, kind: Kind, data: dict[str, Any], now_ms: int) -> AnyEvent:
         """A decoded object to a typed event, or a Rejection naming the field."""

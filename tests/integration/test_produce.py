@@ -11,12 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.settings import Settings
 from pipeline.topics import ensure_topics
 from tests.integration.conftest import pipeline_env, settings_of
-from tests.integration.parts import lifecycle, wait_until
+from tests.integration.parts import lifecycle, read_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,7 @@ class Target:
     def wait_for(self, topic: str, count: int) -> list[Any]:
         """Every record of `topic` once `count` have arrived (and no more were written)."""
         records = wait_until(
-            lambda: _enough(asyncio.run(_read_topic(self.settings.kafka_bootstrap, topic)), count),
+            lambda: _enough(read_all(self.settings.kafka_bootstrap, topic), count),
             30,
             f"{count} records on {topic}",
             step=0.1,
@@ -55,25 +54,6 @@ class Target:
 
 def _enough(records: list[Any], count: int) -> list[Any] | None:
     return records if len(records) >= count else None
-
-
-async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
-        for tp in partitions:
-            while await consumer.position(tp) < ends[tp]:
-                batches = await consumer.getmany(tp, timeout_ms=500)
-                records.extend(batches.get(tp, []))
-        return records
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture
