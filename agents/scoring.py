@@ -50,7 +50,11 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
             try:
                 waiting = message.offset + 1 < wiring.app.consumer.highwater(message.tp)
                 outcome = scorer.score(
-                    topic, message.value or b"", partition=partition, more_waiting=waiting
+                    topic,
+                    message.value or b"",
+                    partition=partition,
+                    more_waiting=waiting,
+                    offset=message.offset,
                 )
             except Exception as exc:
                 # Bad input, or a fault of ours on this input: either way the message is kept
@@ -64,6 +68,8 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
                 continue
             if outcome.duplicate:
                 metrics.DUPLICATES.labels(topic).inc()
+                for table, row in outcome.rows:
+                    sink.add(table, row)
                 continue
             await publish(outcome)
             metrics.EVENTS_SCORED.labels(topic).inc()

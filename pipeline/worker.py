@@ -59,6 +59,24 @@ class SinkService(Service):
         self.sink.client.close()
 
 
+class FlushBeforeCommit(faust.Sensor):
+    """Writes the sink's rows before the consumer commits offsets, so rows of committed
+    messages are never only in memory when the worker dies."""
+
+    def __init__(self, sink: BatchingSink, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.sink = sink
+
+    def on_commit_initiated(self, consumer: object) -> None:
+        try:
+            for table, count in self.sink.flush().items():
+                metrics.SINK_ROWS.labels(table).inc(count)
+        except SinkError as exc:
+            metrics.SINK_FAILURES.inc()
+            log.error("flush before commit: %s", exc)
+        metrics.SINK_PENDING.set(self.sink.pending)
+
+
 class MetricsService(Service):
     """Serves the worker's /metrics on loopback."""
 
@@ -77,6 +95,7 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     client.ensure_schema()
     sink = BatchingSink(client)
     scoring.register(wiring, settings, sink)
+    wiring.app.sensors.add(FlushBeforeCommit(sink))
     inputs = set(settings.input_topics)
 
     @wiring.app.on_partitions_assigned.connect

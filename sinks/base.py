@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from typing import Any
@@ -37,9 +38,11 @@ class ClickHouseClient(ABC):
 class BatchingSink:
     """Buffers rows per table; `flush()` writes each table's batch in one insert.
 
-    A failed insert keeps its rows for the next flush, so a store that is down for a while
-    loses nothing until `max_buffered` rows wait; beyond that `add` raises SinkError so that
-    the caller stops consuming instead of dropping rows.
+    `add` and `flush` may run on different threads (the worker flushes in a thread): a flush
+    takes the buffers in one step, so rows added meanwhile wait for the next one. A failed
+    insert puts its rows back in front, so a store that is down for a while loses nothing until
+    `max_buffered` rows wait; beyond that `add` raises SinkError so that the caller stops
+    consuming instead of dropping rows.
     """
 
     def __init__(self, client: ClickHouseClient, max_buffered: int = 1_000_000) -> None:
@@ -47,6 +50,8 @@ class BatchingSink:
         self.max_buffered = max_buffered
         self._buffers: dict[str, list[Row]] = defaultdict(list)
         self._pending = 0
+        self._lock = threading.Lock()  # guards the buffers
+        self._flushing = threading.Lock()  # one flush at a time, so batches keep their order
         self.rows_written: dict[str, int] = defaultdict(int)
         self.failed_flushes = 0
 
@@ -55,27 +60,41 @@ class BatchingSink:
         return self._pending
 
     def add(self, table: str, row: Row) -> None:
-        if self._pending >= self.max_buffered:
-            raise SinkError(f"sink backlog of {self._pending} rows: the store is not taking writes")
-        self._buffers[table].append(row)
-        self._pending += 1
+        with self._lock:
+            if self._pending >= self.max_buffered:
+                raise SinkError(
+                    f"sink backlog of {self._pending} rows: the store is not taking writes"
+                )
+            self._buffers[table].append(row)
+            self._pending += 1
 
     def flush(self) -> dict[str, int]:
         """Write every buffered batch; returns rows written per table, raises SinkError."""
         written: dict[str, int] = {}
-        for table in list(self._buffers):
-            batch = self._buffers[table]
-            if not batch:
-                continue
-            try:
-                self.client.insert(table, batch)
-            except Exception as exc:
+        with self._flushing:
+            with self._lock:
+                taken, self._buffers = self._buffers, defaultdict(list)
+            failure: Exception | None = None
+            for table, batch in taken.items():
+                if not batch:
+                    continue
+                if failure is None:
+                    try:
+                        self.client.insert(table, batch)
+                    except Exception as exc:
+                        failure = SinkError(
+                            f"insert into {table} failed ({len(batch)} rows kept): {exc}"
+                        )
+                        failure.__cause__ = exc
+                    else:
+                        written[table] = len(batch)
+                        self.rows_written[table] += len(batch)
+                        continue
+                with self._lock:
+                    self._buffers[table][:0] = batch
+            with self._lock:
+                self._pending -= sum(written.values())
+            if failure is not None:
                 self.failed_flushes += 1
-                raise SinkError(
-                    f"insert into {table} failed ({len(batch)} rows kept): {exc}"
-                ) from exc
-            self._buffers[table] = []
-            self._pending -= len(batch)
-            self.rows_written[table] += len(batch)
-            written[table] = len(batch)
+                raise failure
         return written

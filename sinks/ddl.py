@@ -1,7 +1,9 @@
 """Table definitions, written for both chDB (ClickHouse 26) and a 18.16 server.
 
 18.16 has no DateTime64, TTL or JSON functions, so times are DateTime('UTC') plus epoch
-milliseconds where the millisecond matters, and `props` is kept as JSON text.
+milliseconds where the millisecond matters, and `props` is kept as JSON text. Delivery is at
+least once, so rows written again after a crash collapse by their sorting key (query with
+FINAL, or count distinct ids, for exact figures before background merges).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS {db}events (
     text String,
     seconds Float64,
     props String
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts, event_id)
+) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(ts) ORDER BY (user_id, ts, event_id)
 """,
     "stage_transitions": """
 CREATE TABLE IF NOT EXISTS {db}stage_transitions (
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS {db}stage_transitions (
     at_ms Int64,
     reactivation UInt8,
     recorded_at DateTime('UTC')
-) ENGINE = MergeTree() PARTITION BY toYYYYMM(at) ORDER BY (user_id, at_ms)
+) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(at) ORDER BY (user_id, at_ms, to_stage)
 """,
     "user_scores": """
 CREATE TABLE IF NOT EXISTS {db}user_scores (

@@ -22,7 +22,11 @@ users = st.sampled_from(["u1", "u2", "u3", "用户4"])
 event_ids = st.integers(0, 40).map(lambda n: f"e{n}")  # a small pool, so duplicates happen
 times = st.integers(NOW_MS - 200 * 86_400_000, NOW_MS)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
     ),

@@ -1,0 +1,89 @@
+"""Replays after a crash change nothing, and rows added while a flush runs are not lost."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pipeline.scorer import Scorer
+from pipeline.settings import Settings
+from sinks.base import BatchingSink, ClickHouseClient, Row
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def paid(event_id: str, amount: str = "10") -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "type": "order_paid",
+            "user_id": "u1",
+            "ts": "2026-05-30T10:00:00+08:00",
+            "order_id": f"o-{event_id}",
+            "amount": amount,
+            "currency": "CNY",
+        }
+    )
+
+
+def test_a_replayed_offset_is_skipped_even_with_a_new_event_id() -> None:
+    state: dict[str, Any] = {}
+    scorer = Scorer(Settings(clickhouse_url="memory://"), state)
+    first = scorer.score("order-events", paid("a"), now=NOW, partition=2, offset=7)
+    assert first.document is not None
+    assert first.document.order_count == 1
+    # Same topic-partition, an offset already applied: a replay, whatever its content says.
+    replay = scorer.score("order-events", paid("b"), now=NOW, partition=2, offset=7)
+    assert replay.duplicate
+    assert replay.document is None
+    assert [table for table, _ in replay.rows] == ["events"]  # its row is written again
+    assert orjson.loads(state["u1"])["order_count"] == 1
+    # The next offset applies; another partition keeps its own position.
+    assert scorer.score("order-events", paid("c"), now=NOW, partition=2, offset=8).document
+    assert scorer.score("order-events", paid("d"), now=NOW, partition=3, offset=1).document
+    assert orjson.loads(state["u1"])["order_count"] == 3
+    assert orjson.loads(state["u1"])["offsets"] == {"order-events:2": 8, "order-events:3": 1}
+
+
+class SlowClient(ClickHouseClient):
+    """Inserts block until released, so rows can be added during a flush."""
+
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def ensure_schema(self) -> None:
+        pass
+
+    def insert(self, table: str, rows: list[Row]) -> None:
+        self.entered.set()
+        assert self.release.wait(10)
+        self.rows.extend(rows)
+
+    def query(self, sql: str) -> list[Row]:
+        return list(self.rows)
+
+    def close(self) -> None:
+        pass
+
+
+def test_rows_added_during_a_flush_wait_for_the_next() -> None:
+    client = SlowClient()
+    sink = BatchingSink(client)
+    for i in range(3):
+        sink.add("events", {"n": i})
+    flusher = threading.Thread(target=sink.flush)
+    flusher.start()
+    assert client.entered.wait(10)
+    sink.add("events", {"n": 3})
+    client.release.set()
+    flusher.join(10)
+    assert [row["n"] for row in client.rows] == [0, 1, 2]
+    assert sink.pending == 1
+    sink.flush()
+    assert [row["n"] for row in client.rows] == [0, 1, 2, 3]
+    assert sink.pending == 0
