@@ -20,12 +20,12 @@ class Wiring:
     users: faust.Table
 
 
-def create_app(settings: Settings, store: str = "memory://") -> Wiring:
+def create_app(settings: Settings, store: str | None = None) -> Wiring:
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
-        store=store,
+        store=store or settings.table_store,
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.topic_partitions,
         web_enabled=False,

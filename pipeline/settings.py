@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     topic_triggers: str = "lifecycle-triggers"
     topic_dead_letters: str = "dead-letters"
     topic_partitions: int = Field(default=4, ge=1)
+    table_store: str = Field(
+        default="rocksdb://", description="Faust table store: rocksdb:// (rocksdict) or memory://"
+    )
     app_id: str = "lifecycle"
 
     # API.
