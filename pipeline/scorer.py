@@ -12,10 +12,12 @@ import orjson
 
 from pipeline.domain.document import score_document
 from pipeline.domain.facts import to_fact
+from pipeline.domain.profile import rfm_values
 from pipeline.domain.stages import StageRules
 from pipeline.domain.state import Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.watermark import PartitionClock
+from pipeline.enrich import Enricher
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
 from schemas.events import Kind
@@ -72,6 +74,15 @@ class Scorer:
         # Event clock and stage timers per input partition; rebuilt from state after a restart.
         self.clocks: dict[int, PartitionClock] = {}
         self.timers: dict[int, DueTimers] = {}
+        self.enricher = Enricher(settings)
+
+    def users(self) -> list[UserState]:
+        """Every stored user (a scan: for rebuilding after a start, not per event)."""
+        return [self._load(user_id) for user_id in list(self.state.keys())]
+
+    def _ensure_models(self) -> None:
+        if not self.enricher.ready:
+            self.enricher.rebuild(self.users())
 
     def _load(self, user_id: str) -> UserState:
         stored = self.state.get(user_id)
@@ -108,9 +119,11 @@ class Scorer:
             return []
         timers = self._timers(partition)
         outcomes: list[Outcome] = []
+        self._ensure_models()
         for user_id in timers.pop_due(clock):
             user = self._load(user_id)
             transitions = advance(user, self.rules, clock)
+            self.enricher.on_transitions(user, transitions)
             timers.schedule(user_id, next_due(user, self.rules, clock))
             if not transitions:
                 continue
@@ -120,7 +133,9 @@ class Scorer:
         return outcomes
 
     def _outcome(self, user: UserState, transitions: list[Transition], now: datetime) -> Outcome:
-        document = score_document(user, self.settings.base_currency, now)
+        at_ms = user.clock_ms or user.last_event_ms or int(now.timestamp() * 1000)
+        derived = self.enricher.derive(user, at_ms)
+        document = score_document(user, self.settings.base_currency, now, derived)
         rows: list[tuple[str, dict[str, Any]]] = [
             ("stage_transitions", transition_row(t, now)) for t in transitions
         ]
@@ -164,7 +179,11 @@ class Scorer:
         digest = event_digest(event.event_id)
         if user.has_seen(digest):
             return Outcome(document=None, transitions=[], duplicate=True)
+        self._ensure_models()
+        old = rfm_values(user)
         transitions = apply(user, fact, self.rules)
+        self.enricher.on_event(user, fact, old)
+        self.enricher.on_transitions(user, transitions)
         user.remember(digest, fact.ts_ms, self.dedup_horizon_ms, self.settings.dedup_max_ids)
         if offset is not None:
             user.offsets[source] = offset

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     new_window_days: float = 30.0
     silent_after_days: float = 30.0
     churned_after_days: float = 90.0
+    engagement_half_life_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
+    horizon_days: float = Field(default=90.0, gt=0, le=3650, allow_inf_nan=False)
+    model_refit_seconds: float = Field(default=60.0, gt=0)
     base_currency: str = "CNY"
     fx_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FX_TO_CNY))
 

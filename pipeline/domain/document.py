@@ -1,18 +1,76 @@
-"""From a user's state to the published score document."""
+"""From a user's state and derived scores to the published score document."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from pipeline.domain.profile import PurchaseOutlook, finite
+from pipeline.domain.rfm import RfmScore
 from pipeline.domain.state import UserState
-from schemas.scores import ScoreDocument
+from schemas.scores import PurchaseBlock, RfmBlock, ScoreDocument, SentimentBlock
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Scores computed from the population models at `at_ms`."""
+
+    at_ms: int
+    horizon_days: float
+    rfm: RfmScore | None = None
+    churn_probability: float | None = None
+    purchase: PurchaseOutlook | None = None
+    engagement: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def _at(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000.0, tz=UTC)
 
 
-def score_document(state: UserState, currency: str, now: datetime) -> ScoreDocument:
+def _rfm(score: RfmScore | None) -> RfmBlock | None:
+    if score is None:
+        return None
+    return RfmBlock(
+        recency_days=score.recency_days,
+        frequency=score.frequency,
+        monetary=score.monetary,
+        r=score.r,
+        f=score.f,
+        m=score.m,
+        segment=score.segment,
+        rfm_class=score.rfm_class,  # type: ignore[arg-type]
+    )
+
+
+def _purchase(derived: Derived) -> PurchaseBlock | None:
+    outlook = derived.purchase
+    if outlook is None:
+        return None
+    return PurchaseBlock(
+        as_of=datetime.fromtimestamp(derived.at_ms / 1000.0, tz=UTC),
+        horizon_days=derived.horizon_days,
+        p_alive=finite(outlook.p_alive),
+        expected_purchases=finite(outlook.expected_purchases),
+        expected_order_value=finite(outlook.expected_order_value),
+        clv=finite(outlook.clv),
+        atv=finite(outlook.atv),
+    )
+
+
+def _sentiment(state: UserState) -> SentimentBlock | None:
+    if state.sentiment_label is None or state.sentiment_at_ms is None:
+        return None
+    return SentimentBlock(
+        label=state.sentiment_label,  # type: ignore[arg-type]
+        score=state.sentiment_score or 0.0,
+        at=datetime.fromtimestamp(state.sentiment_at_ms / 1000.0, tz=UTC),
+    )
+
+
+def score_document(
+    state: UserState, currency: str, now: datetime, derived: Derived | None = None
+) -> ScoreDocument:
     """The document for `state`; `now` is processing time, the only wall-clock field."""
     return ScoreDocument(
         user_id=state.user_id,
@@ -28,6 +86,12 @@ def score_document(state: UserState, currency: str, now: datetime) -> ScoreDocum
         last_paid_at=_at(state.last_paid_ms),
         last_interaction_at=_at(state.last_interaction_ms),
         last_event_at=_at(state.last_event_ms),
+        rfm=_rfm(derived.rfm) if derived else None,
+        churn_probability=finite(derived.churn_probability) if derived else None,
+        purchase=_purchase(derived) if derived else None,
+        engagement=round(derived.engagement, 4) if derived else 0.0,
+        sentiment=_sentiment(state),
+        model_versions=dict(derived.versions) if derived else {},
         version=state.version,
         updated_at=now,
     )

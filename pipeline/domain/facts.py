@@ -28,4 +28,12 @@ def to_fact(event: AnyEvent, fx_rates: dict[str, float]) -> Fact:
     amount = 0
     if isinstance(event, OrderEvent):
         amount = to_base_cents(event.amount, event.currency, fx_rates)
-    return Fact(user_id=event.user_id, type=event.type, ts_ms=event.ts_ms, amount_cents=amount)
+    fields = event.__dict__
+    return Fact(
+        user_id=event.user_id,
+        type=event.type,
+        ts_ms=event.ts_ms,
+        amount_cents=amount,
+        seconds=float(fields.get("seconds") or 0.0),
+        text=fields.get("text"),
+    )

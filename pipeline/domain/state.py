@@ -21,6 +21,8 @@ class Fact:
     type: str
     ts_ms: int
     amount_cents: int = 0  # in the base currency, for orders
+    seconds: float = 0.0  # watched, for `watch`
+    text: str | None = None  # of a comment or chat message
 
     @property
     def is_interaction(self) -> bool:
@@ -63,11 +65,19 @@ class UserState:
     order_count: int = 0
     refund_count: int = 0
     monetary_cents: int = 0
+    paid_cents: int = 0  # gross of refunds: the order values the purchase models see
     stage: Stage | None = None
     stage_since_ms: int | None = None
     clock_ms: int | None = None  # the latest time the stage has been evaluated at
     reactivations: int = 0
     version: int = 0
+    engagement_value: float = 0.0
+    engagement_at_ms: int | None = None
+    sentiment_label: str | None = None
+    sentiment_score: float | None = None
+    sentiment_at_ms: int | None = None
+    # Churn-model features taken when the user went silent, until the label is known.
+    churn_snapshot: dict[str, float] | None = None
     # Digests of recent event ids with their event times, oldest first, for dropping duplicates.
     seen_ids: dict[int, int] = field(default_factory=dict)
     # The last offset applied per input "topic:partition": a replay after a crash is skipped.
@@ -163,6 +173,7 @@ def apply(state: UserState, fact: Fact, rules: StageRules) -> list[Transition]:
     if fact.type == PAID:
         state.order_count += 1
         state.monetary_cents += fact.amount_cents
+        state.paid_cents += fact.amount_cents
         state.first_paid_ms = ts if state.first_paid_ms is None else min(state.first_paid_ms, ts)
         state.last_paid_ms = ts if state.last_paid_ms is None else max(state.last_paid_ms, ts)
     elif fact.type == REFUNDED:

@@ -1,0 +1,272 @@
+"""BG/NBD purchase process and Gamma-Gamma order value: likelihoods, fits and predictions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize
+from scipy.special import betaln, expit, gammaln, hyp2f1
+
+Array = npt.NDArray[np.float64]
+F = TypeVar("F", float, npt.NDArray[Any])
+
+MIN_CUSTOMERS = 10
+_LOG_BOUND = 15.0  # log-parameters are kept in [-15, 15] while fitting
+
+
+class FitError(ValueError):
+    """A model could not be fitted to the data given."""
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BgNbdParams:
+    """BG/NBD: purchase rate lambda ~ Gamma(shape r, rate alpha), dropout p ~ Beta(a, b)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    time_unit: str = "days"
+
+    def __post_init__(self) -> None:
+        _check_positive(r=self.r, alpha=self.alpha, a=self.a, b=self.b)
+
+
+@dataclass(frozen=True)
+class GammaGammaParams:
+    """Gamma-Gamma: order value ~ Gamma(shape p, rate nu), nu ~ Gamma(shape q, rate v)."""
+
+    p: float
+    q: float
+    v: float
+
+    def __post_init__(self) -> None:
+        _check_positive(p=self.p, q=self.q, v=self.v)
+
+
+def _arr(value: npt.ArrayLike) -> Array:
+    return np.asarray(value, dtype=np.float64)
+
+
+def _out(value: Array, like: F) -> F:
+    """`value` as a Python float when it is 0-d, else as an array."""
+    return cast(F, float(value) if np.ndim(value) == 0 else value)
+
+
+# -- BG/NBD ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _BgNbdData:
+    x: Array
+    t_x: Array
+    T: Array
+    x_unique: Array
+    x_index: npt.NDArray[np.intp]
+
+
+def _bgnbd_ll(r: float, alpha: float, a: float, b: float, d: _BgNbdData) -> Array:
+    """Per-customer log-likelihood (Fader, Hardie & Lee 2005, eq. 6) in log space.
+
+    The gamma and beta functions depend on x only, so they are evaluated once per distinct x.
+    """
+    xu = d.x_unique
+    by_x = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xu) - betaln(a, b)
+    x = d.x
+    alive = by_x[d.x_index] - (r + x) * np.log(alpha + d.T)
+    xr = np.where(x > 0, x, 1.0)  # keeps b + x - 1 > 0 on the x == 0 branch that is dropped
+    dead = alive + (r + x) * np.log((alpha + d.T) / (alpha + d.t_x)) + np.log(a / (b + xr - 1))
+    return cast(Array, np.where(x > 0, np.logaddexp(alive, dead), alive))
+
+
+def _bgnbd_data(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> _BgNbdData:
+    xa, ta, Ta = (v.ravel() for v in np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T)))
+    if np.any(xa < 0) or np.any(ta < 0) or np.any(ta > Ta) or np.any((xa == 0) & (ta != 0)):
+        raise ValueError("need x >= 0, 0 <= t_x <= T, and t_x == 0 when x == 0")
+    xu, index = np.unique(xa, return_inverse=True)
+    return _BgNbdData(xa, ta, Ta, xu, index)
+
+
+def bgnbd_log_likelihood(
+    params: BgNbdParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+) -> float:
+    """Log-likelihood of the BG/NBD, summed over customers.
+
+    x: repeat purchases; t_x: time of the last one since the first purchase (0 when x == 0);
+    T: time since the first purchase; times in ``params.time_unit``.
+    """
+    d = _bgnbd_data(x, t_x, T)
+    return float(np.sum(_bgnbd_ll(params.r, params.alpha, params.a, params.b, d)))
+
+
+def _fit(
+    neg_mean_ll: Callable[[Array], float], start: Array, l2_penalty: float, model: str
+) -> Array:
+    """Minimise mean negative log-likelihood + l2_penalty * |log params|^2; params returned."""
+
+    def objective(theta: Array) -> float:
+        value = neg_mean_ll(np.exp(theta)) + l2_penalty * float(theta @ theta)
+        return value if math.isfinite(value) else 1e100
+
+    theta = np.clip(np.log(start), -_LOG_BOUND, _LOG_BOUND)
+    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
+    res = minimize(objective, theta, method="L-BFGS-B", bounds=bounds)
+    if not res.success:  # a line-search stop near the optimum: restart from there once
+        res = minimize(objective, res.x, method="L-BFGS-B", bounds=bounds)
+    if not res.success or not np.all(np.isfinite(res.x)) or res.fun >= 1e100:
+        raise FitError(f"{model} fit failed: optimiser says {res.message!r}")
+    if np.any(np.abs(res.x) > _LOG_BOUND - 1e-3):
+        raise FitError(f"{model} fit failed: a parameter ran to exp(+-{_LOG_BOUND:g})")
+    return cast(Array, np.exp(res.x))
+
+
+def fit_bgnbd(
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    initial: BgNbdParams | None = None,
+    l2_penalty: float = 0.0,
+    time_unit: str = "days",
+) -> BgNbdParams:
+    """Maximum-likelihood BG/NBD parameters (L-BFGS-B on log-parameters).
+
+    ``l2_penalty`` adds ``l2_penalty * sum(log(param) ** 2)`` to the mean negative
+    log-likelihood per customer. Raises FitError with fewer than 10 customers, with no
+    repeat purchase at all, or when the optimiser fails or a parameter runs off to a bound.
+    """
+    d = _bgnbd_data(x, t_x, T)
+    xa, Ta = d.x, d.T
+    if xa.size < MIN_CUSTOMERS:
+        raise FitError(f"BG/NBD needs at least {MIN_CUSTOMERS} customers, got {xa.size}")
+    if not np.any(xa > 0):
+        raise FitError("BG/NBD cannot be fitted: no customer made a repeat purchase")
+    if initial is None:  # rate r / alpha near the observed purchase rate
+        start = np.array([1.0, max(float(Ta.sum() / xa.sum()), 1e-6), 1.0, 1.0])
+    else:
+        start = np.array([initial.r, initial.alpha, initial.a, initial.b])
+
+    def neg_mean_ll(p: Array) -> float:
+        return -float(np.mean(_bgnbd_ll(p[0], p[1], p[2], p[3], d)))
+
+    r, alpha, a, b = _fit(neg_mean_ll, start, l2_penalty, "BG/NBD")
+    return BgNbdParams(float(r), float(alpha), float(a), float(b), time_unit)
+
+
+def p_alive(params: BgNbdParams, x: F, t_x: F, T: F) -> F:
+    """Probability the customer is still active at T (1 when x == 0)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    xa, ta, Ta = np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T))
+    xr = np.where(xa > 0, xa, 1.0)
+    log_odds = np.log(a / (b + xr - 1)) + (r + xr) * np.log((alpha + Ta) / (alpha + ta))
+    return _out(np.where(xa > 0, expit(-log_odds), 1.0), x)
+
+
+def _future(params: BgNbdParams, x: Array, T: Array, t: Array, a: float | None = None) -> Array:
+    """Expected purchases in (T, T + t] of a customer alive at T after x repeat purchases.
+
+    (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)] with
+    z = t/(alpha+T+t); the 2F1 term goes through Euler's transformation, which stays finite
+    for large x: (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z).
+    """
+    r, alpha, b, a = params.r, params.alpha, params.b, params.a if a is None else a
+    if abs(a - 1.0) < 1e-6:  # the closed form is 0/0 at a == 1: mean of both sides instead
+        return (_future(params, x, T, t, 1.0 - 1e-5) + _future(params, x, T, t, 1.0 + 1e-5)) / 2
+    z = t / (alpha + T + t)
+    hyp = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+    return cast(Array, (a + b + x - 1.0) / (a - 1.0) * (1.0 - hyp))
+
+
+def expected_purchases_new(params: BgNbdParams, t: F) -> F:
+    """E[X(t)]: expected repeat purchases in (0, t] of a customer just acquired."""
+    zero = np.zeros_like(_arr(t))
+    return _out(_future(params, zero, zero, _arr(t)), t)
+
+
+def expected_purchases(params: BgNbdParams, t: float | Array, x: F, t_x: F, T: F) -> F:
+    """Expected purchases in (T, T + t] given the history (x, t_x, T): P(alive) x future."""
+    xa, ta, Ta, tt = np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T), _arr(t))
+    return _out(_future(params, xa, Ta, tt) * _arr(p_alive(params, xa, ta, Ta)), x)
+
+
+# -- Gamma-Gamma -------------------------------------------------------------------------
+
+
+def _gg_data(x: npt.ArrayLike, mean_value: npt.ArrayLike) -> tuple[Array, Array]:
+    xa, ma = np.broadcast_arrays(_arr(x), _arr(mean_value))
+    keep = xa > 0
+    if np.any(ma[keep] <= 0):
+        raise ValueError("mean_value must be > 0 for customers with x > 0")
+    return xa[keep], ma[keep]
+
+
+def _gg_ll(p: float, q: float, v: float, x: Array, m: Array) -> Array:
+    """Log-density of a customer's mean order value m over x orders (FHL 2005, eq. 3)."""
+    px = p * x
+    head = gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v)
+    return cast(
+        Array, head + (px - 1.0) * np.log(m) + px * np.log(x) - (px + q) * np.log(v + m * x)
+    )
+
+
+def gamma_gamma_log_likelihood(
+    params: GammaGammaParams, x: npt.ArrayLike, mean_value: npt.ArrayLike
+) -> float:
+    """Log-likelihood of the Gamma-Gamma model over customers with x > 0 transactions."""
+    xa, ma = _gg_data(x, mean_value)
+    return float(np.sum(_gg_ll(params.p, params.q, params.v, xa, ma)))
+
+
+def fit_gamma_gamma(
+    x: npt.ArrayLike, mean_value: npt.ArrayLike, l2_penalty: float = 0.0
+) -> GammaGammaParams:
+    """Maximum-likelihood Gamma-Gamma parameters from customers with x > 0.
+
+    ``l2_penalty`` as in `fit_bgnbd`. Raises FitError with fewer than 10 such customers or
+    when the optimiser fails or a parameter runs off to a bound.
+    """
+    xa, ma = _gg_data(x, mean_value)
+    if xa.size < MIN_CUSTOMERS:
+        raise FitError(f"Gamma-Gamma needs at least {MIN_CUSTOMERS} customers with x > 0")
+    start = np.array([1.0, 2.0, float(np.mean(ma))])  # population mean p*v/(q-1) = mean
+
+    def neg_mean_ll(p: Array) -> float:
+        return -float(np.mean(_gg_ll(p[0], p[1], p[2], xa, ma)))
+
+    p, q, v = _fit(neg_mean_ll, start, l2_penalty, "Gamma-Gamma")
+    return GammaGammaParams(float(p), float(q), float(v))
+
+
+def expected_order_value(params: GammaGammaParams, x: F, mean_value: F) -> F:
+    """E[order value | x, mean]: weighted average of the population mean p*v/(q-1) and
+    the customer's mean, weight p*x/(p*x+q-1) on the latter; needs q > 1.
+    """
+    p, q, v = params.p, params.q, params.v
+    if q <= 1:
+        raise ValueError(f"expected order value is infinite when q <= 1 (q = {q})")
+    xa, ma = np.broadcast_arrays(_arr(x), _arr(mean_value))
+    weight = p * xa / (p * xa + q - 1.0)
+    own = np.where(xa > 0, ma, 0.0)
+    return _out((1.0 - weight) * p * v / (q - 1.0) + weight * own, x)
+
+
+def clv(
+    bg: BgNbdParams, gg: GammaGammaParams, t: float | Array, x: F, t_x: F, T: F, mean_value: F
+) -> F:
+    """Undiscounted customer value over (T, T + t]: expected purchases x expected order value.
+
+    No discount rate is applied; `t` is in ``bg.time_unit``.
+    """
+    purchases = _arr(expected_purchases(bg, t, x, t_x, T))
+    value = _arr(expected_order_value(gg, x, mean_value))
+    return _out(purchases * value, x)

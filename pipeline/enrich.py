@@ -1,0 +1,169 @@
+"""Population models next to per-user state: RFM population, churn labels, BTYD refits."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.domain import btyd
+from pipeline.domain.churn import ChurnModel, label_for, on_silent
+from pipeline.domain.document import Derived
+from pipeline.domain.engagement import Engagement, add, interaction_amount, value_at, watch_amount
+from pipeline.domain.profile import (
+    Models,
+    features,
+    purchase_outlook,
+    rfm_score,
+    rfm_values,
+)
+from pipeline.domain.rfm import RfmPopulation, RfmValues
+from pipeline.domain.sentiment import classify
+from pipeline.domain.stages import DAY_MS, Stage
+from pipeline.domain.state import Fact, Transition, UserState
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEXT_TYPES = frozenset({"comment", "message", "reply"})
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """What a refit produced, or why it kept the previous parameters."""
+
+    bgnbd: btyd.BgNbdParams | None
+    gamma_gamma: btyd.GammaGammaParams | None
+    customers: int
+    error: str | None = None
+
+
+class Enricher:
+    """Keeps the models one worker needs and derives each user's scores from them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models = Models()
+        self.half_life_ms = int(settings.engagement_half_life_days * DAY_MS)
+        self.window_ms = int(settings.active_window_days * DAY_MS)
+        # Per buyer: (first paid, last paid, paid orders, gross paid cents), for refits.
+        self.buyers: dict[str, tuple[int, int, int, int]] = {}
+        self.clock_ms = 0
+        self.ready = False
+
+    def rebuild(self, states: Iterable[UserState]) -> None:
+        """After a start or recovery: the population and buyers from every stored user."""
+        self.models.population = RfmPopulation()
+        self.buyers.clear()
+        for user in states:
+            self._track(user, None)
+        self.ready = True
+
+    def _track(self, user: UserState, old: RfmValues | None) -> None:
+        new = rfm_values(user)
+        if new != old:
+            self.models.population.update(old, new)
+        if user.first_paid_ms is not None and user.last_paid_ms is not None:
+            self.buyers[user.user_id] = (
+                user.first_paid_ms, user.last_paid_ms, user.order_count, user.paid_cents
+            )  # fmt: skip
+        if user.last_event_ms is not None:
+            self.clock_ms = max(self.clock_ms, user.last_event_ms)
+
+    def on_event(self, user: UserState, fact: Fact, old: RfmValues | None) -> None:
+        """Engagement and sentiment of the event, and the user's move in the population."""
+        amount = (
+            watch_amount(fact.seconds) if fact.type == "watch" else interaction_amount(fact.type)
+        )
+        if amount > 0:
+            engagement = Engagement(user.engagement_value, user.engagement_at_ms)
+            add(engagement, fact.ts_ms, amount, self.half_life_ms)
+            user.engagement_value, user.engagement_at_ms = engagement.value, engagement.at_ms
+        latest = user.sentiment_at_ms is None or fact.ts_ms >= user.sentiment_at_ms
+        if fact.text is not None and fact.type in TEXT_TYPES and latest:
+            sentiment = classify(fact.text)
+            user.sentiment_label, user.sentiment_score = (
+                sentiment.label,
+                round(sentiment.score, 4),
+            )
+            user.sentiment_at_ms = fact.ts_ms
+        self._track(user, old)
+
+    def on_transitions(self, user: UserState, transitions: list[Transition]) -> None:
+        """Churn labels as the stage rules resolve them: silent, then churned or back."""
+        for transition in transitions:
+            if transition.to_stage == Stage.SILENT:
+                user.churn_snapshot = on_silent(
+                    features(user, transition.at_ms, self.half_life_ms, self.window_ms)
+                )
+                continue
+            label = label_for(transition.from_stage, transition.to_stage)
+            if label is not None and user.churn_snapshot is not None:
+                self.models.churn.learn(user.churn_snapshot, label)
+                user.churn_snapshot = None
+
+    def derive(self, user: UserState, at_ms: int, horizon_days: float | None = None) -> Derived:
+        horizon = self.settings.horizon_days if horizon_days is None else horizon_days
+        churn = self.models.churn
+        return Derived(
+            at_ms=at_ms,
+            horizon_days=horizon,
+            rfm=rfm_score(self.models, user, at_ms),
+            churn_probability=churn.predict(
+                features(user, at_ms, self.half_life_ms, self.window_ms)
+            ),
+            purchase=purchase_outlook(self.models, user, at_ms, horizon),
+            engagement=value_at(
+                Engagement(user.engagement_value, user.engagement_at_ms), at_ms, self.half_life_ms
+            ),
+            versions=self.versions(),
+        )
+
+    def versions(self) -> dict[str, str]:
+        return {"churn": self.models.churn.version, "btyd": f"btyd-{self.models.btyd_version}"}
+
+    def refit_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """x, t_x, T (days, at the event clock) and mean order values of every buyer."""
+        rows = list(self.buyers.values())
+        first = np.array([r[0] for r in rows], dtype=float)
+        last = np.array([r[1] for r in rows], dtype=float)
+        count = np.array([r[2] for r in rows], dtype=float)
+        paid = np.array([r[3] for r in rows], dtype=float)
+        t_x = (last - first) / DAY_MS
+        age = np.maximum((self.clock_ms - first) / DAY_MS, t_x)
+        return count - 1, t_x, age, paid / 100 / np.maximum(count, 1)
+
+    def refit(self) -> RefitResult:
+        """Fit BG/NBD and Gamma-Gamma on every buyer; keep the previous fit on failure."""
+        x, t_x, age, mean_value = self.refit_inputs()
+        try:
+            bg = btyd.fit_bgnbd(x, t_x, age, initial=self.models.bgnbd)
+            repeat = x > 0
+            gg = btyd.fit_gamma_gamma(x[repeat], mean_value[repeat])
+        except btyd.FitError as exc:
+            log.warning("purchase models not refitted: %s", exc)
+            return RefitResult(self.models.bgnbd, self.models.gamma_gamma, len(x), str(exc))
+        self.models.bgnbd, self.models.gamma_gamma = bg, gg
+        self.models.btyd_version += 1
+        return RefitResult(bg, gg, len(x))
+
+    def checkpoint(self) -> bytes:
+        models = self.models
+        return pickle.dumps(
+            {
+                "churn": models.churn.to_bytes(),
+                "bgnbd": models.bgnbd,
+                "gamma_gamma": models.gamma_gamma,
+                "btyd_version": models.btyd_version,
+            }
+        )
+
+    def restore(self, data: bytes) -> None:
+        saved = pickle.loads(data)  # written by this product only
+        self.models.churn = ChurnModel.from_bytes(saved["churn"])
+        self.models.bgnbd = saved["bgnbd"]
+        self.models.gamma_gamma = saved["gamma_gamma"]
+        self.models.btyd_version = saved["btyd_version"]
