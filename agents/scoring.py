@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import faust
 
@@ -23,8 +22,8 @@ def internal_error(exc: Exception) -> Rejection:
     return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
 
 
-def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
-    """Attach the scoring agent to the app; returns the agent."""
+def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
+    """Attach the scoring agent to the app; returns its scorer."""
     scorer = Scorer(settings, wiring.users)
 
     async def publish(outcome: Outcome) -> None:
@@ -80,4 +79,4 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Any:
             if clock is not None:
                 metrics.EVENT_CLOCK.set(clock / 1000)
 
-    return score_events
+    return scorer

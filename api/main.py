@@ -6,11 +6,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
 
 from api.metrics import REQUEST_SECONDS, REQUESTS
-from api.routes import health, users
-from api.scores_view import ScoresView
+from api.routes import health, models, users
+from api.scores_view import CompactedView, ScoresView
 from pipeline.settings import Settings
 
 
@@ -18,12 +19,19 @@ def create_api(settings: Settings) -> FastAPI:
     """The service; refuses to build without keys, or with the dev keys outside embedded mode."""
     settings.check_api_keys()
     view = ScoresView(settings)
+    models_view = CompactedView(settings, settings.topic_models)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+        await producer.start()
+        app.state.producer = producer
         await view.start()
+        await models_view.start()
         yield
+        await models_view.stop()
         await view.stop()
+        await producer.stop()
 
     app = FastAPI(
         title="Lifecycle scoring API",
@@ -33,6 +41,7 @@ def create_api(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.view = view
+    app.state.models_view = models_view
 
     @app.middleware("http")
     async def measure(
@@ -48,5 +57,6 @@ def create_api(settings: Settings) -> FastAPI:
         return response
 
     app.include_router(users.router)
+    app.include_router(models.router)
     app.include_router(health.router)
     return app

@@ -1,4 +1,4 @@
-"""An in-memory view of the compacted `user-scores` topic: the latest document per user."""
+"""In-memory views of compacted topics: the latest document per key (scores, models)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class ScoresView:
-    """Reads every partition of the scores topic from the beginning and keeps reading.
+class CompactedView:
+    """Reads every partition of a compacted topic from the beginning and keeps reading.
 
     `ready` turns true once the view has caught up with the end offsets seen at start, so a
     restarted service never answers from a half-loaded view.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, topic: str) -> None:
         self.settings = settings
-        self.topic = settings.topic_scores
+        self.topic = topic
         self.documents: dict[str, bytes] = {}
         self.ready = False
         self.applied = 0
@@ -31,6 +31,7 @@ class ScoresView:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._targets: dict[TopicPartition, int] = {}
+        self.changed = asyncio.Event()  # set (and replaced) whenever records were applied
 
     def get(self, user_id: str) -> bytes | None:
         return self.documents.get(user_id)
@@ -84,6 +85,8 @@ class ScoresView:
                     self.applied += 1
             if batches:
                 self.last_applied_at = time.time()
+                self.changed.set()
+                self.changed = asyncio.Event()
             if not self.ready:
                 await self._check_ready(consumer)
 
@@ -92,3 +95,10 @@ class ScoresView:
             if await consumer.position(tp) < end:
                 return
         self.ready = True
+
+
+class ScoresView(CompactedView):
+    """The latest score document per user."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, settings.topic_scores)

@@ -17,6 +17,8 @@ class Wiring:
     inputs: faust.TopicT
     scores: faust.TopicT
     dead_letters: faust.TopicT
+    models: faust.TopicT
+    commands: faust.TopicT
     users: faust.Table
 
 
@@ -40,10 +42,20 @@ def create_app(settings: Settings, store: str | None = None) -> Wiring:
     inputs = app.topic(*settings.input_topics, **raw)
     scores = app.topic(settings.topic_scores, **raw)
     dead_letters = app.topic(settings.topic_dead_letters, **raw)
+    models = app.topic(settings.topic_models, **raw)
+    commands = app.topic(settings.topic_commands, **raw)
     users = app.Table(
         "user-state",
         default=None,
         schema=faust.Schema(key_serializer="json", value_serializer="raw"),
         partitions=settings.topic_partitions,
     )
-    return Wiring(app=app, inputs=inputs, scores=scores, dead_letters=dead_letters, users=users)
+    return Wiring(
+        app=app,
+        inputs=inputs,
+        scores=scores,
+        dead_letters=dead_letters,
+        models=models,
+        commands=commands,
+        users=users,
+    )

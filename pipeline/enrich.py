@@ -137,18 +137,15 @@ class Enricher:
         return count - 1, t_x, age, paid / 100 / np.maximum(count, 1)
 
     def refit(self) -> RefitResult:
-        """Fit BG/NBD and Gamma-Gamma on every buyer; keep the previous fit on failure."""
-        x, t_x, age, mean_value = self.refit_inputs()
-        try:
-            bg = btyd.fit_bgnbd(x, t_x, age, initial=self.models.bgnbd)
-            repeat = x > 0
-            gg = btyd.fit_gamma_gamma(x[repeat], mean_value[repeat])
-        except btyd.FitError as exc:
-            log.warning("purchase models not refitted: %s", exc)
-            return RefitResult(self.models.bgnbd, self.models.gamma_gamma, len(x), str(exc))
-        self.models.bgnbd, self.models.gamma_gamma = bg, gg
-        self.models.btyd_version += 1
-        return RefitResult(bg, gg, len(x))
+        """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
+        return self.adopt(fit(self.refit_inputs(), self.models.bgnbd))
+
+    def adopt(self, result: RefitResult) -> RefitResult:
+        """Use a fit's parameters (a failed fit changes nothing)."""
+        if result.error is None and result.bgnbd is not None:
+            self.models.bgnbd, self.models.gamma_gamma = result.bgnbd, result.gamma_gamma
+            self.models.btyd_version += 1
+        return result
 
     def checkpoint(self) -> bytes:
         models = self.models
@@ -167,3 +164,19 @@ class Enricher:
         self.models.bgnbd = saved["bgnbd"]
         self.models.gamma_gamma = saved["gamma_gamma"]
         self.models.btyd_version = saved["btyd_version"]
+
+
+def fit(
+    inputs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    initial: btyd.BgNbdParams | None = None,
+) -> RefitResult:
+    """BG/NBD and Gamma-Gamma on arrays of buyers: pure, so it can run in a thread."""
+    x, t_x, age, mean_value = inputs
+    try:
+        bg = btyd.fit_bgnbd(x, t_x, age, initial=initial)
+        repeat = x > 0
+        gg = btyd.fit_gamma_gamma(x[repeat], mean_value[repeat])
+    except btyd.FitError as exc:
+        log.warning("purchase models not refitted: %s", exc)
+        return RefitResult(None, None, len(x), str(exc))
+    return RefitResult(bg, gg, len(x))

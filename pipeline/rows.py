@@ -57,8 +57,28 @@ def transition_row(transition: Transition, recorded_at: datetime) -> dict[str, A
     }
 
 
+_SCORE_FIELDS = (
+    "user_id", "stage_since", "order_count", "refund_count", "currency", "interactions",
+    "reactivations", "first_paid_at", "last_paid_at", "last_interaction_at", "last_event_at",
+    "churn_probability", "engagement", "version", "updated_at",
+)  # fmt: skip
+_PURCHASE_FIELDS = ("p_alive", "expected_purchases", "expected_order_value", "clv", "atv")
+
+
 def score_row(doc: ScoreDocument) -> dict[str, Any]:
-    row = doc.model_dump()
+    """The document flattened to the `user_scores` columns."""
+    row: dict[str, Any] = {name: getattr(doc, name) for name in _SCORE_FIELDS}
     row["stage"] = doc.stage or ""
     row["monetary"] = Decimal(str(doc.monetary))
+    rfm = doc.rfm
+    row.update(
+        r=rfm.r if rfm else 0,
+        f=rfm.f if rfm else 0,
+        m=rfm.m if rfm else 0,
+        segment=rfm.segment if rfm else "",
+        rfm_class=rfm.rfm_class if rfm else "",
+    )
+    for name in _PURCHASE_FIELDS:
+        row[name] = getattr(doc.purchase, name) if doc.purchase else None
+    row["sentiment"] = doc.sentiment.label if doc.sentiment else ""
     return row

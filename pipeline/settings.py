@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     topic_scores: str = "user-scores"
     topic_triggers: str = "lifecycle-triggers"
     topic_dead_letters: str = "dead-letters"
+    topic_models: str = "lifecycle-models"
+    topic_commands: str = "lifecycle-commands"
     topic_partitions: int = Field(default=4, ge=1)
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// (rocksdict) or memory://"
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     engagement_half_life_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     horizon_days: float = Field(default=90.0, gt=0, le=3650, allow_inf_nan=False)
     model_refit_seconds: float = Field(default=60.0, gt=0)
+    refit_timeout_seconds: float = Field(default=60.0, gt=0)
     base_currency: str = "CNY"
     fx_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_FX_TO_CNY))
 

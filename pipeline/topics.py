@@ -16,20 +16,16 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     n = settings.topic_partitions
     specs = [
         NewTopic(name, num_partitions=n, replication_factor=1, topic_configs=dict(_RETAIN))
-        for name in (*settings.input_topics, settings.topic_triggers, settings.topic_dead_letters)
-    ]
-    specs.append(
-        NewTopic(
-            settings.topic_scores,
-            num_partitions=n,
-            replication_factor=1,
-            topic_configs={
-                "cleanup.policy": "compact",
-                "retention.ms": "-1",
-                "retention.bytes": "-1",
-            },
+        for name in (
+            *settings.input_topics,
+            settings.topic_triggers,
+            settings.topic_dead_letters,
+            settings.topic_commands,
         )
-    )
+    ]
+    compacted = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
+    specs.append(NewTopic(settings.topic_scores, n, 1, topic_configs=dict(compacted)))
+    specs.append(NewTopic(settings.topic_models, 1, 1, topic_configs=dict(compacted)))
     return specs
 
 

@@ -10,7 +10,8 @@ import faust
 from mode import Service
 from prometheus_client import start_http_server
 
-from agents import scoring
+from agents import models, scoring
+from agents.models import ModelsService
 from pipeline import metrics
 from pipeline.app import create_app
 from pipeline.settings import Settings
@@ -94,7 +95,14 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     client = open_client(settings)
     client.ensure_schema()
     sink = BatchingSink(client)
-    scoring.register(wiring, settings, sink)
+    scorer = scoring.register(wiring, settings, sink)
+    models_service = ModelsService(
+        wiring,
+        scorer.enricher,
+        settings.model_refit_seconds,
+        settings.data_dir / "worker" / "models.pkl",
+    )
+    models.register(wiring, models_service)
     wiring.app.sensors.add(FlushBeforeCommit(sink))
     inputs = set(settings.input_topics)
 
@@ -109,6 +117,7 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         wiring.app,
         metrics_service,
         sink_service,
+        models_service,
         loglevel=loglevel,
         quiet=True,
         redirect_stdouts=False,

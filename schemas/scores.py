@@ -58,6 +58,7 @@ class ScoreDocument(BaseModel):
     order_count: int
     refund_count: int
     monetary: float
+    mean_order_value: float | None = None
     currency: str
     interactions: int
     reactivations: int

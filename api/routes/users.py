@@ -1,12 +1,15 @@
-"""Users: the current score document of one user."""
+"""Users: the current score document of one user, with the purchase outlook at any time."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from api.deps import ApiKey, ViewDep
+from api.outlook import outlook_at
+from api.routes.models import current_models
 from schemas.scores import ScoreDocument
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -14,10 +17,31 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 
 @router.get("/{user_id}", response_model=ScoreDocument)
 async def get_user(
-    user_id: Annotated[str, Path(min_length=1, max_length=128)], view: ViewDep, _key: ApiKey
+    user_id: Annotated[str, Path(min_length=1, max_length=128)],
+    view: ViewDep,
+    request: Request,
+    _key: ApiKey,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="Time of the purchase outlook (RFC 3339 with offset); default: now."),
+    ] = None,
+    horizon_days: Annotated[
+        float | None, Query(gt=0, le=3650, description="Horizon of expected purchases and CLV.")
+    ] = None,
 ) -> Response:
-    """The user's stage (and since when), orders, monetary total and last event time."""
-    document = view.get(user_id)
-    if document is None:
+    """Stage (and since when), RFM scores, segment and class, churn probability, P(alive),
+    expected purchases over `horizon_days`, expected order value, CLV, engagement, last
+    sentiment, last event time and model versions."""
+    raw = view.get(user_id)
+    if raw is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
-    return Response(content=document, media_type="application/json")
+    if as_of is None and horizon_days is None:
+        return Response(content=raw, media_type="application/json")
+    if as_of is not None and as_of.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "as_of needs a UTC offset")
+    document = ScoreDocument.model_validate_json(raw)
+    when = as_of or datetime.now(tz=document.updated_at.tzinfo)
+    horizon = horizon_days or request.app.state.settings.horizon_days
+    purchase = outlook_at(document, current_models(request.app.state.models_view), when, horizon)
+    body = document.model_copy(update={"purchase": purchase}).model_dump_json()
+    return Response(content=body, media_type="application/json")

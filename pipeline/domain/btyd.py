@@ -183,7 +183,12 @@ def _future(params: BgNbdParams, x: Array, T: Array, t: Array, a: float | None =
     if abs(a - 1.0) < 1e-6:  # the closed form is 0/0 at a == 1: mean of both sides instead
         return (_future(params, x, T, t, 1.0 - 1e-5) + _future(params, x, T, t, 1.0 + 1e-5)) / 2
     z = t / (alpha + T + t)
-    hyp = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z)
+    c = a + b + x - 1.0
+    hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+    bad = ~np.isfinite(hyp)  # SciPy fails when c - a - b is an integer and c is large: nudge
+    if np.any(bad):
+        hyp = np.where(bad, hyp2f1(a + b - 1.0 - r + 1e-9, a - 1.0, c, z), hyp)
+    hyp = (1.0 - z) ** (a - 1.0) * hyp
     return cast(Array, (a + b + x - 1.0) / (a - 1.0) * (1.0 - hyp))
 
 
@@ -193,7 +198,7 @@ def expected_purchases_new(params: BgNbdParams, t: F) -> F:
     return _out(_future(params, zero, zero, _arr(t)), t)
 
 
-def expected_purchases(params: BgNbdParams, t: float | Array, x: F, t_x: F, T: F) -> F:
+def expected_purchases(params: BgNbdParams, t: float | F, x: F, t_x: F, T: F) -> F:
     """Expected purchases in (T, T + t] given the history (x, t_x, T): P(alive) x future."""
     xa, ta, Ta, tt = np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T), _arr(t))
     return _out(_future(params, xa, Ta, tt) * _arr(p_alive(params, xa, ta, Ta)), x)
@@ -261,7 +266,7 @@ def expected_order_value(params: GammaGammaParams, x: F, mean_value: F) -> F:
 
 
 def clv(
-    bg: BgNbdParams, gg: GammaGammaParams, t: float | Array, x: F, t_x: F, T: F, mean_value: F
+    bg: BgNbdParams, gg: GammaGammaParams, t: float | F, x: F, t_x: F, T: F, mean_value: F
 ) -> F:
     """Undiscounted customer value over (T, T + t]: expected purchases x expected order value.
 

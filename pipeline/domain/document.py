@@ -79,6 +79,9 @@ def score_document(
         order_count=state.order_count,
         refund_count=state.refund_count,
         monetary=state.monetary_cents / 100,
+        mean_order_value=(
+            round(state.paid_cents / 100 / state.order_count, 4) if state.order_count else None
+        ),
         currency=currency,
         interactions=state.interactions,
         reactivations=state.reactivations,

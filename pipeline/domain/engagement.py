@@ -59,7 +59,7 @@ def interaction_amount(event_type: str) -> float:
 
 def _decay(elapsed_ms: int, half_life_ms: int) -> float:
     """The factor 2^(-elapsed / half-life) for a non-negative elapsed time."""
-    return 0.5 ** (elapsed_ms / half_life_ms)
+    return math.pow(0.5, elapsed_ms / half_life_ms)
 
 
 def _check(amount: float, half_life_ms: int) -> None:

@@ -25,7 +25,8 @@ INTENSIFIER_GAP = 1  # items allowed between an intensifier and its term
 MAX_INTENSITY = 2.5
 MAX_PHRASE_WORDS = 4
 
-_BREAKS = frozenset('.,!?;:~\n\r\t()[]{}"。、，！？；：～…（）【】「」《》')
+# Full-width punctuation is ASCII after NFKC; "。", "、" and the CJK brackets are not.
+_BREAKS = frozenset('.,!?;:~\n\r\t()[]{}"。、【】「」《》')
 _QUESTION_ENDINGS = ("吗", "呢", "么", "嘛")
 _ELONGATED = re.compile(r"([a-z])\1{2,}")
 _STRIP = {0xFE0F: None, 0xFE0E: None, 0x200D: None, 0x2019: "'", 0x2018: "'", ord("-"): " "}
@@ -182,16 +183,15 @@ def _items(text: str) -> list[_Item]:
 
 def _modifier(items: list[_Item], k: int) -> float:
     """Intensity and negation of the term at `k` from the items just before it in its clause."""
-    intensity, negations, between = 1.0, 0, 0
-    for j in range(k - 1, -1, -1):
+    intensity, negations = 1.0, 0
+    for between, j in enumerate(range(k - 1, -1, -1)):  # `between`: items between j and k
         before = items[j]
         if before.kind in (_BREAK, _TERM, _CONTRAST) or between > ZH_NEGATION_GAP:
             break
         if before.kind == _INT and between <= INTENSIFIER_GAP:
             intensity *= before.weight
-        elif before.kind == _NEG and between <= (ZH_NEGATION_GAP if before.zh else EN_NEGATION_GAP):
-            negations += 1
-        between += 1
+        elif before.kind == _NEG:
+            negations += between <= (ZH_NEGATION_GAP if before.zh else EN_NEGATION_GAP)
     intensity = min(intensity, MAX_INTENSITY)
     return intensity * (NEGATION_FLIP if negations % 2 else 1.0)
 

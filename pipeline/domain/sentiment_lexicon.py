@@ -268,8 +268,8 @@ EN_INTENSIFIERS: dict[str, float] = {
     "very": 1.3, "so": 1.3, "really": 1.3, "super": 1.5, "extremely": 1.6, "absolutely": 1.5,
     "totally": 1.4, "completely": 1.4, "highly": 1.4, "incredibly": 1.5, "too": 1.3, "way": 1.3,
     "most": 1.3, "such": 1.2, "quite": 1.1, "truly": 1.3, "seriously": 1.3, "insanely": 1.5,
-    "damn": 1.3, "ridiculously": 1.4, "literally": 1.2, "slightly": 0.6, "a bit": 0.6, "a little": 0.6,
-    "somewhat": 0.7, "kinda": 0.7, "kind of": 0.7, "sort of": 0.7, "fairly": 0.8,
+    "damn": 1.3, "ridiculously": 1.4, "literally": 1.2, "slightly": 0.6, "a bit": 0.6,
+    "a little": 0.6, "somewhat": 0.7, "kinda": 0.7, "kind of": 0.7, "sort of": 0.7, "fairly": 0.8,
 }  # fmt: skip
 
 EN_CONTRAST: frozenset[str] = frozenset({"but", "however"})

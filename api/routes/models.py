@@ -1,0 +1,59 @@
+"""Models: fitted BTYD parameters, churn-model quality, and refits on request."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request, status
+
+from api.deps import AdminKey, ApiKey, SettingsDep
+from api.scores_view import CompactedView
+from pipeline.models_doc import MODELS_KEY
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def current_models(view: CompactedView) -> dict[str, Any] | None:
+    raw = view.get(MODELS_KEY.decode())
+    return None if raw is None else orjson.loads(raw)
+
+
+@router.get("")
+async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
+    """BG/NBD (`btyd`: r, alpha, a, b, time_unit) and Gamma-Gamma parameters, churn-model
+    progressive-validation quality (log loss, ROC AUC, labels), versions."""
+    models = current_models(request.app.state.models_view)
+    if models is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "no models published yet: the worker refits"
+        )
+    return models
+
+
+@router.post("/refit")
+async def refit(request: Request, settings: SettingsDep, _key: AdminKey) -> dict[str, Any]:
+    """Refit the population models now; answers with the new parameters (admin key)."""
+    view: CompactedView = request.app.state.models_view
+    request_id = uuid.uuid4().hex
+    command = {"command": "refit", "request_id": request_id}
+    await request.app.state.producer.send_and_wait(
+        settings.topic_commands, orjson.dumps(command), key=b"refit"
+    )
+    deadline = asyncio.get_running_loop().time() + settings.refit_timeout_seconds
+    while True:
+        models = current_models(view)
+        if models is not None and models.get("request_id") == request_id:
+            return models
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise HTTPException(
+                status.HTTP_504_GATEWAY_TIMEOUT, "the worker did not answer the refit in time"
+            )
+        changed = view.changed
+        try:
+            await asyncio.wait_for(changed.wait(), remaining)
+        except TimeoutError:
+            continue

@@ -1,0 +1,36 @@
+"""The models document the worker publishes to `lifecycle-models` and the API serves."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.enrich import Enricher, RefitResult
+
+MODELS_KEY = b"models"
+
+
+def models_document(
+    enricher: Enricher, result: RefitResult | None, request_id: str | None = None
+) -> dict[str, Any]:
+    """Fitted parameters, churn-model quality, versions, and the refit that produced them."""
+    models = enricher.models
+    return {
+        "btyd": asdict(models.bgnbd) if models.bgnbd else None,
+        "gamma_gamma": asdict(models.gamma_gamma) if models.gamma_gamma else None,
+        "churn": {**enricher.models.churn.metrics(), "model": "river LogisticRegression"},
+        "versions": enricher.versions(),
+        "buyers": len(enricher.buyers),
+        "rfm_population": len(models.population),
+        "event_clock": (
+            datetime.fromtimestamp(enricher.clock_ms / 1000, tz=UTC).isoformat()
+            if enricher.clock_ms
+            else None
+        ),
+        "refit": (
+            {"customers": result.customers, "error": result.error} if result is not None else None
+        ),
+        "request_id": request_id,
+        "published_at": datetime.now(tz=UTC).isoformat(),
+    }
