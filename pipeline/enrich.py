@@ -47,7 +47,7 @@ class Enricher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.models = Models()
-        self.half_life_ms = int(settings.engagement_half_life_days * DAY_MS)
+        self.half_life_ms = max(1, int(settings.engagement_half_life_days * DAY_MS))
         self.window_ms = int(settings.active_window_days * DAY_MS)
         # Per buyer: (first paid, last paid, paid orders, gross paid cents), for refits.
         self.buyers: dict[str, tuple[int, int, int, int]] = {}

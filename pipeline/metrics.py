@@ -22,4 +22,7 @@ SINK_PENDING = Gauge("lifecycle_sink_pending_rows", "Rows waiting for the next C
 ASSIGNED_PARTITIONS = Gauge(
     "lifecycle_worker_assigned_partitions", "Input topic-partitions this worker consumes now"
 )
+HELD_EVENTS = Gauge(
+    "lifecycle_held_events", "Valid events waiting for slower topics of their partition"
+)
 EVENT_CLOCK = Gauge("lifecycle_event_clock_seconds", "Latest event time applied (epoch seconds)")

@@ -6,7 +6,7 @@ import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -14,17 +14,25 @@ from pipeline.domain.document import score_document
 from pipeline.domain.facts import to_fact
 from pipeline.domain.profile import rfm_values
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import Transition, UserState, advance, apply, event_digest
+from pipeline.domain.state import Fact, Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.watermark import PartitionClock
 from pipeline.enrich import Enricher
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
-from schemas.events import Kind
+from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
 from schemas.validation import Rejection, Validator
 
 log = logging.getLogger(__name__)
+
+
+class Prepared(NamedTuple):
+    """A validated event, ready to apply."""
+
+    topic: str
+    event: AnyEvent
+    fact: Fact
 
 
 @dataclass
@@ -147,28 +155,35 @@ class Scorer:
         values = [v for c in self.clocks.values() if (v := c.value()) is not None]
         return max(values) if values else None
 
-    def score(
-        self,
-        topic: str,
-        raw: bytes,
-        now: datetime | None = None,
-        partition: int = 0,
-        more_waiting: bool = False,
-        offset: int | None = None,
-    ) -> Outcome:
-        """Validate and apply one message; raises Rejection for input that cannot be scored.
-
-        A duplicate (an event id the user already had within the horizon) changes nothing and
-        comes back as an Outcome with `duplicate` set.
-
-        `more_waiting` says whether the message's topic-partition has records after this one.
-        """
+    def prepare(self, topic: str, raw: bytes, now: datetime | None = None) -> Prepared:
+        """Validate one message of an input topic; raises Rejection."""
         kind = self.topic_kinds.get(topic)
         if kind is None:
             raise Rejection("unknown_topic", None, f"{topic} is not an input topic")
         now = now or datetime.now(tz=UTC)
         event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
-        fact = to_fact(event, self.settings.fx_rates)
+        return Prepared(topic, event, to_fact(event, self.settings.fx_rates))
+
+    def observe(self, partition: int, topic: str, ts_ms: int, more_waiting: bool) -> int | None:
+        """Move the partition's event clock; returns it."""
+        clock = self.clocks.setdefault(partition, PartitionClock())
+        clock.observe(topic, ts_ms, more_waiting)
+        return clock.value()
+
+    def apply_event(
+        self,
+        prepared: Prepared,
+        partition: int = 0,
+        offset: int | None = None,
+        now: datetime | None = None,
+    ) -> Outcome:
+        """Apply one validated event to its user.
+
+        A duplicate (an event id the user already had within the horizon), or a replay of an
+        offset already applied, changes nothing and comes back with `duplicate` set.
+        """
+        now = now or datetime.now(tz=UTC)
+        topic, event, fact = prepared
         user = self._load(event.user_id)
         source = f"{topic}:{partition}"
         if offset is not None and user.applied(source, offset):
@@ -188,11 +203,31 @@ class Scorer:
         if offset is not None:
             user.offsets[source] = offset
         self._save(user, partition)
-        partition_clock = self.clocks.setdefault(partition, PartitionClock())
-        partition_clock.observe(topic, fact.ts_ms, more_waiting)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
         )
         outcome = self._outcome(user, transitions, now)
         outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
         return outcome
+
+    def score(
+        self,
+        topic: str,
+        raw: bytes,
+        now: datetime | None = None,
+        partition: int = 0,
+        more_waiting: bool = False,
+        offset: int | None = None,
+    ) -> Outcome:
+        """Validate, observe and apply one message at once (no reordering); raises Rejection.
+
+        `more_waiting` says whether the message's topic-partition has records after this one.
+        """
+        prepared = self.prepare(topic, raw, now)
+        self.observe(partition, topic, prepared.fact.ts_ms, more_waiting)
+        return self.apply_event(prepared, partition, offset, now)
+
+    def forget_partition(self, partition: int) -> None:
+        """The partition moved to another worker: drop its clock and timers."""
+        self.clocks.pop(partition, None)
+        self.timers.pop(partition, None)

@@ -189,7 +189,7 @@ def _future(params: BgNbdParams, x: Array, T: Array, t: Array, a: float | None =
     if np.any(bad):
         hyp = np.where(bad, hyp2f1(a + b - 1.0 - r + 1e-9, a - 1.0, c, z), hyp)
     hyp = (1.0 - z) ** (a - 1.0) * hyp
-    return cast(Array, (a + b + x - 1.0) / (a - 1.0) * (1.0 - hyp))
+    return cast(Array, c / (a - 1.0) * (1.0 - hyp))
 
 
 def expected_purchases_new(params: BgNbdParams, t: F) -> F:

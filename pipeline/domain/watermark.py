@@ -9,6 +9,9 @@ not mark users silent because one topic ran ahead of another.
 
 from __future__ import annotations
 
+import heapq
+from typing import Any
+
 
 class PartitionClock:
     def __init__(self) -> None:
@@ -25,3 +28,41 @@ class PartitionClock:
             return None
         behind = [ts for topic, ts in self._latest.items() if self._waiting[topic]]
         return min(behind) if behind else max(self._latest.values())
+
+
+class MergeBuffer:
+    """Events of one partition number, held until the partition clock passes them.
+
+    Released in event-time order (ties in arrival order), so a user's live, chat, order and
+    touch events are applied in the order they happened even when one topic is read ahead of
+    another. `oldest_arrival` lets the caller release everything after a maximum hold.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, float, Any]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, ts_ms: int, item: Any, arrived: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (ts_ms, self._seq, arrived, item))
+
+    def release(self, clock_ms: int | None, hold_until: float | None = None) -> list[Any]:
+        """Items with event time at or before the clock; all of them once the oldest arrival
+        is before `hold_until` (a bound on how long anything waits)."""
+        out: list[Any] = []
+        heap = self._heap
+        if hold_until is not None and heap and min(entry[2] for entry in heap) < hold_until:
+            clock_ms = None
+            out = [heapq.heappop(heap)[3] for _ in range(len(heap))]
+            return out
+        while heap and clock_ms is not None and heap[0][0] <= clock_ms:
+            out.append(heapq.heappop(heap)[3])
+        return out
+
+    def clear(self) -> list[Any]:
+        items = [entry[3] for entry in sorted(self._heap)]
+        self._heap.clear()
+        return items

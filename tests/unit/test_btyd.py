@@ -165,8 +165,10 @@ def test_a_equal_to_one_is_the_limit_of_the_closed_form() -> None:
 
 
 def test_history_free_customer_expects_what_a_new_customer_does() -> None:
-    t = np.array([1.0, 10.0, 100.0])
-    assert np.allclose(expected_purchases(DAYS, t, 0.0, 0.0, 0.0), expected_purchases_new(DAYS, t))
+    t, zero = np.array([1.0, 10.0, 100.0]), np.zeros(3)
+    assert np.allclose(
+        expected_purchases(DAYS, t, zero, zero, zero), expected_purchases_new(DAYS, t)
+    )
 
 
 # -- Monte Carlo -------------------------------------------------------------------------
@@ -180,7 +182,8 @@ def test_new_customer_expectation_matches_simulation(params: BgNbdParams, t: flo
 
 
 # -- parameter recovery ------------------------------------------------------------------
-# Tolerances are about 3.5 sampling standard deviations, measured over 60 seeds beforehand.
+# Tolerances are 3.3 to 5 sampling standard deviations (measured over 60 seeds); the same
+# designs passed on 100 further seeds.
 
 
 def test_bgnbd_recovers_cdnow_like_parameters_in_weeks() -> None:
