@@ -1,0 +1,140 @@
+"""An offline reference scorer: the same stages, RFM and purchase statistics, in one batch.
+
+It reads a whole list of events, sorts each user's history by event time and evaluates the
+stage rules over the full history (no capped lists, no incremental state), so a streaming run
+can be checked against it: after any replay, crash or restart the final figures must agree.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pipeline.domain.facts import to_base_cents
+from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, stage_at
+from pipeline.scorer import rules_from
+from pipeline.settings import Settings
+from schemas.events import AnyEvent, Kind
+from schemas.order import OrderEvent
+from schemas.validation import Rejection, Validator
+
+NOT_INTERACTIONS = frozenset({"touch_sent", "touch_opened"})
+
+
+@dataclass
+class Reference:
+    """Final figures of one user."""
+
+    user_id: str
+    stage: Stage | None = None
+    stage_since_ms: int | None = None
+    transitions: list[tuple[Stage | None, Stage, int]] = field(default_factory=list)
+    interactions: list[int] = field(default_factory=list)
+    last_event_ms: int | None = None
+    paid: list[int] = field(default_factory=list)
+    refunds: int = 0
+    monetary_cents: int = 0
+
+    @property
+    def reactivations(self) -> int:
+        return sum(
+            1 for f, t, _ in self.transitions if f in REACTIVATED_FROM and t not in REACTIVATED_FROM
+        )
+
+    @property
+    def order_count(self) -> int:
+        return len(self.paid)
+
+    def at(self, ms: int | None) -> datetime | None:
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _stage(rules: StageRules, ref: Reference, at_ms: int) -> Stage | None:
+    history = sorted(t for t in ref.interactions if t <= at_ms)
+    paid = [t for t in ref.paid if t <= at_ms]
+    return stage_at(
+        rules, at_ms, history[-1] if history else None, history, min(paid, default=None)
+    )
+
+
+def _candidates(rules: StageRules, ref: Reference) -> list[int]:
+    """Times after which the stage may change by itself, given the history so far."""
+    if not ref.interactions:
+        return []
+    history = sorted(ref.interactions)
+    last = history[-1]
+    points = [last + rules.silent_ms, last + rules.churned_ms]
+    n = rules.active_min_interactions
+    points += [t + rules.active_window_ms for t in history[-n:]]
+    if ref.paid:
+        points.append(min(ref.paid) + rules.new_window_ms)
+    return sorted(points)
+
+
+def _move(rules: StageRules, ref: Reference, at_ms: int) -> None:
+    stage = _stage(rules, ref, at_ms)
+    if stage is not None and stage != ref.stage:
+        ref.transitions.append((ref.stage, stage, at_ms))
+        ref.stage, ref.stage_since_ms = stage, at_ms
+
+
+def _advance(rules: StageRules, ref: Reference, until_ms: int) -> None:
+    after = ref.stage_since_ms if ref.stage_since_ms is not None else -1
+    for point in _candidates(rules, ref):
+        if after < point <= until_ms:
+            _move(rules, ref, point)
+
+
+def reference_scores(
+    messages: Iterable[tuple[str, bytes]],
+    settings: Settings,
+    partition_of: Callable[[str], int],
+    now: datetime | None = None,
+) -> dict[str, Reference]:
+    """Final figures per user from (topic, raw bytes) messages, as the pipeline should end."""
+    rules = rules_from(settings)
+    kinds: dict[str, Kind] = dict(
+        zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
+    )
+    validator = Validator(settings.fx_rates, settings.max_message_bytes,
+                          int(settings.future_margin_seconds * 1000))  # fmt: skip
+    now_ms = int((now or datetime.now(tz=UTC)).timestamp() * 1000)
+    events: dict[str, list[AnyEvent]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    valid: list[AnyEvent] = []
+    for topic, raw in messages:
+        try:
+            event = validator.validate(kinds[topic], raw, now_ms)
+        except Rejection:
+            continue
+        valid.append(event)
+    for event in sorted(valid, key=lambda e: e.ts_ms):
+        if (event.user_id, event.event_id) not in seen:
+            seen.add((event.user_id, event.event_id))
+            events[event.user_id].append(event)
+    clocks: dict[int, int] = defaultdict(int)
+    for user_id, history in events.items():
+        part = partition_of(user_id)
+        clocks[part] = max(clocks[part], history[-1].ts_ms)
+    out: dict[str, Reference] = {}
+    for user_id, history in events.items():
+        ref = out[user_id] = Reference(user_id)
+        for event in history:
+            _advance(rules, ref, event.ts_ms)
+            ts = event.ts_ms
+            ref.last_event_ms = ts if ref.last_event_ms is None else max(ref.last_event_ms, ts)
+            if event.type not in NOT_INTERACTIONS:
+                ref.interactions.append(ts)
+            if isinstance(event, OrderEvent):
+                cents = to_base_cents(event.amount, event.currency, settings.fx_rates)
+                if event.type == "order_paid":
+                    ref.paid.append(ts)
+                    ref.monetary_cents += cents
+                elif event.type == "order_refunded":
+                    ref.refunds += 1
+                    ref.monetary_cents -= cents
+            _move(rules, ref, ts)
+        _advance(rules, ref, clocks[partition_of(user_id)])
+    return out
