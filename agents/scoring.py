@@ -62,7 +62,7 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
     async def apply(stream: Any, prepared: Prepared, event: Any) -> None:
         message = event.message
         try:
-            outcome = scorer.apply_event(prepared, message.partition, message.offset)
+            outcome = scorer.apply_event(prepared, message.partition)
         except Exception as exc:
             await reject(exc, message)
         else:

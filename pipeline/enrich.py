@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +19,7 @@ from pipeline.domain.profile import (
     rfm_score,
     rfm_values,
 )
-from pipeline.domain.rfm import RfmPopulation, RfmValues
+from pipeline.domain.rfm import RfmValues
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import DAY_MS, Stage
 from pipeline.domain.state import Fact, Transition, UserState
@@ -51,21 +50,24 @@ class Enricher:
         self.window_ms = int(settings.active_window_days * DAY_MS)
         # Per buyer: (first paid, last paid, paid orders, gross paid cents), for refits.
         self.buyers: dict[str, tuple[int, int, int, int]] = {}
+        # Each buyer's values as counted in the population, so a move removes what was added.
+        self.members: dict[str, RfmValues] = {}
         self.clock_ms = 0
-        self.ready = False
 
-    def rebuild(self, states: Iterable[UserState]) -> None:
-        """After a start or recovery: the population and buyers from every stored user."""
-        self.models.population = RfmPopulation()
-        self.buyers.clear()
-        for user in states:
-            self._track(user, None)
-        self.ready = True
+    def track(self, user: UserState) -> None:
+        """Count the user in the population models (again, harmlessly, if already counted).
 
-    def _track(self, user: UserState, old: RfmValues | None) -> None:
+        Called for every user of a partition when this worker starts reading it, and after
+        every change: the population follows the stored state wherever it comes from.
+        """
         new = rfm_values(user)
+        old = self.members.get(user.user_id)
         if new != old:
             self.models.population.update(old, new)
+            if new is None:
+                del self.members[user.user_id]
+            else:
+                self.members[user.user_id] = new
         if user.first_paid_ms is not None and user.last_paid_ms is not None:
             self.buyers[user.user_id] = (
                 user.first_paid_ms, user.last_paid_ms, user.order_count, user.paid_cents
@@ -73,7 +75,7 @@ class Enricher:
         if user.last_event_ms is not None:
             self.clock_ms = max(self.clock_ms, user.last_event_ms)
 
-    def on_event(self, user: UserState, fact: Fact, old: RfmValues | None) -> None:
+    def on_event(self, user: UserState, fact: Fact) -> None:
         """Engagement and sentiment of the event, and the user's move in the population."""
         amount = (
             watch_amount(fact.seconds) if fact.type == "watch" else interaction_amount(fact.type)
@@ -90,7 +92,7 @@ class Enricher:
                 round(sentiment.score, 4),
             )
             user.sentiment_at_ms = fact.ts_ms
-        self._track(user, old)
+        self.track(user)
 
     def on_transitions(self, user: UserState, transitions: list[Transition]) -> None:
         """Churn labels as the stage rules resolve them: silent, then churned or back."""

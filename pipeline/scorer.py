@@ -12,7 +12,6 @@ import orjson
 
 from pipeline.domain.document import score_document
 from pipeline.domain.facts import to_fact
-from pipeline.domain.profile import rfm_values
 from pipeline.domain.stages import StageRules
 from pipeline.domain.state import Fact, Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
@@ -84,14 +83,6 @@ class Scorer:
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
 
-    def users(self) -> list[UserState]:
-        """Every stored user (a scan: for rebuilding after a start, not per event)."""
-        return [self._load(user_id) for user_id in list(self.state.keys())]
-
-    def _ensure_models(self) -> None:
-        if not self.enricher.ready:
-            self.enricher.rebuild(self.users())
-
     def _load(self, user_id: str) -> UserState:
         stored = self.state.get(user_id)
         if not stored:
@@ -114,6 +105,7 @@ class Scorer:
                 if data.pop("partition", None) == partition:
                     user = UserState.from_dict(data)
                     timers.schedule(user_id, next_due(user, self.rules, user.stage_since_ms or 0))
+                    self.enricher.track(user)
         return timers
 
     def sweep(self, partition: int, now: datetime | None = None) -> list[Outcome]:
@@ -127,7 +119,6 @@ class Scorer:
             return []
         timers = self._timers(partition)
         outcomes: list[Outcome] = []
-        self._ensure_models()
         for user_id in timers.pop_due(clock):
             user = self._load(user_id)
             transitions = advance(user, self.rules, clock)
@@ -174,34 +165,28 @@ class Scorer:
         self,
         prepared: Prepared,
         partition: int = 0,
-        offset: int | None = None,
         now: datetime | None = None,
     ) -> Outcome:
         """Apply one validated event to its user.
 
-        A duplicate (an event id the user already had within the horizon), or a replay of an
-        offset already applied, changes nothing and comes back with `duplicate` set.
+        A duplicate (an event id the user already had within the horizon: a resend, or a
+        replay after a crash) changes nothing and comes back with `duplicate` set. The id is
+        remembered in the same state record as the event's effect, so the two cannot part.
         """
         now = now or datetime.now(tz=UTC)
         topic, event, fact = prepared
         user = self._load(event.user_id)
-        source = f"{topic}:{partition}"
-        if offset is not None and user.applied(source, offset):
-            # A replay after a crash: the state has it; its row is written again (the tables
-            # collapse repeated rows), in case the crash lost the sink's buffer.
-            rows = [("events", event_row(topic, event, fact, now))]
-            return Outcome(document=None, transitions=[], rows=rows, duplicate=True)
         digest = event_digest(event.event_id)
         if user.has_seen(digest):
-            return Outcome(document=None, transitions=[], duplicate=True)
-        self._ensure_models()
-        old = rfm_values(user)
+            # A resend, or a replay after a crash: the state has it already. Its row is written
+            # again (the table collapses repeated rows), in case a crash lost the sink's buffer.
+            rows = [("events", event_row(topic, event, fact, now))]
+            return Outcome(document=None, transitions=[], rows=rows, duplicate=True)
+        self._timers(partition)  # this partition's users are in the population models
         transitions = apply(user, fact, self.rules)
-        self.enricher.on_event(user, fact, old)
+        self.enricher.on_event(user, fact)
         self.enricher.on_transitions(user, transitions)
         user.remember(digest, fact.ts_ms, self.dedup_horizon_ms, self.settings.dedup_max_ids)
-        if offset is not None:
-            user.offsets[source] = offset
         self._save(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
@@ -217,7 +202,6 @@ class Scorer:
         now: datetime | None = None,
         partition: int = 0,
         more_waiting: bool = False,
-        offset: int | None = None,
     ) -> Outcome:
         """Validate, observe and apply one message at once (no reordering); raises Rejection.
 
@@ -225,7 +209,7 @@ class Scorer:
         """
         prepared = self.prepare(topic, raw, now)
         self.observe(partition, topic, prepared.fact.ts_ms, more_waiting)
-        return self.apply_event(prepared, partition, offset, now)
+        return self.apply_event(prepared, partition, now)
 
     def forget_partition(self, partition: int) -> None:
         """The partition moved to another worker: drop its clock and timers."""

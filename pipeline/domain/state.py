@@ -80,12 +80,6 @@ class UserState:
     churn_snapshot: dict[str, float] | None = None
     # Digests of recent event ids with their event times, oldest first, for dropping duplicates.
     seen_ids: dict[int, int] = field(default_factory=dict)
-    # The last offset applied per input "topic:partition": a replay after a crash is skipped.
-    offsets: dict[str, int] = field(default_factory=dict)
-
-    def applied(self, source: str, offset: int) -> bool:
-        last = self.offsets.get(source)
-        return last is not None and offset <= last
 
     def has_seen(self, digest: int) -> bool:
         return digest in self.seen_ids
@@ -113,7 +107,7 @@ class UserState:
         values["stage"] = Stage(values["stage"]) if values.get("stage") else None
         values["recent_interactions_ms"] = list(values.get("recent_interactions_ms") or [])
         values["seen_ids"] = {d: at for d, at in values.get("seen_ids") or []}
-        values["offsets"] = dict(values.get("offsets") or {})
+        values.pop("offsets", None)  # kept by earlier versions
         return cls(**values)
 
 
