@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict, deque
 from typing import Any
 
 import faust
@@ -31,10 +32,55 @@ def internal_error(exc: Exception) -> Rejection:
     return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
 
 
+class AckQueue:
+    """Acknowledges each topic-partition's events in offset order, whatever order they were
+    applied in: an offset is committed only once every earlier one is applied."""
+
+    def __init__(self) -> None:
+        self._queues: dict[Any, deque[list[Any]]] = defaultdict(deque)
+        self._entries: dict[int, list[Any]] = {}
+
+    def arrived(self, event: Any) -> None:
+        entry = [event, False]
+        self._queues[event.message.tp].append(entry)
+        self._entries[id(event)] = entry
+
+    def done(self, event: Any) -> list[Any]:
+        """Mark the event applied; returns the events now safe to acknowledge, in order."""
+        entry = self._entries.pop(id(event), None)
+        if entry is None:
+            return []
+        entry[1] = True
+        queue = self._queues[event.message.tp]
+        ready = []
+        while queue and queue[0][1]:
+            ready.append(queue.popleft()[0])
+        return ready
+
+    def forget(self, tp: Any) -> None:
+        for entry in self._queues.pop(tp, deque()):
+            self._entries.pop(id(entry[0]), None)
+
+
+def resolve_idle_topics(consumer: Any, scorer: Scorer, partition: int, seen: Any) -> int | None:
+    """Input topics of the partition not seen since the start that have nothing to read
+    (empty, or all committed) stop holding its clock; returns the clock."""
+    clock = scorer.clocks[partition]
+    committed = getattr(consumer, "_committed_offset", {})
+    for topic in list(clock.unknown):
+        tp = seen._replace(topic=topic)
+        highwater = consumer.highwater(tp)
+        done = committed.get(tp)
+        if highwater is not None and (highwater == 0 or (done is not None and done >= highwater)):
+            clock.resolve(topic)
+    return clock.value()
+
+
 def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
     """Attach the scoring agent to the app; returns its scorer."""
-    scorer = Scorer(settings, wiring.users)
+    scorer = Scorer(settings, wiring.users, expected_topics=settings.input_topics)
     buffers: dict[int, MergeBuffer] = {}
+    acks = AckQueue()
     inputs = set(settings.input_topics)
 
     async def reject(exc: Exception, message: Any) -> None:
@@ -71,7 +117,8 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
             else:
                 metrics.EVENTS_SCORED.labels(message.topic).inc()
             await publish(outcome)
-        await stream.ack(event)
+        for done in acks.done(event):
+            await stream.ack(done)
 
     @wiring.app.on_partitions_revoked.connect
     async def _revoked(_app: faust.App, revoked: set[Any], **_: Any) -> None:
@@ -80,6 +127,7 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
             if tp.topic in inputs:
                 buffers.pop(tp.partition, MergeBuffer()).clear()
                 scorer.forget_partition(tp.partition)
+                acks.forget(tp)
 
     @wiring.app.agent(wiring.inputs, name="score-events")
     async def score_events(stream: faust.StreamT[bytes]) -> None:
@@ -88,14 +136,19 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
             message = event.message
             topic, partition = message.topic, message.partition
             metrics.EVENTS_IN.labels(topic).inc()
+            acks.arrived(event)
             try:
                 prepared = scorer.prepare(topic, message.value or b"")
             except Exception as exc:
                 await reject(exc, message)
-                await manual.ack(event)
+                for done in acks.done(event):
+                    await manual.ack(done)
                 continue
-            waiting = message.offset + 1 < wiring.app.consumer.highwater(message.tp)
+            consumer = wiring.app.consumer
+            waiting = message.offset + 1 < consumer.highwater(message.tp)
             clock = scorer.observe(partition, topic, prepared.fact.ts_ms, waiting)
+            if clock is None:
+                clock = resolve_idle_topics(consumer, scorer, partition, message.tp)
             buffer = buffers.setdefault(partition, MergeBuffer())
             now = time.monotonic()
             buffer.push(prepared.fact.ts_ms, (prepared, event), now)

@@ -65,8 +65,16 @@ def rules_from(settings: Settings) -> StageRules:
 class Scorer:
     """Applies events to per-user state kept in any mapping (a Faust table, a dict)."""
 
-    def __init__(self, settings: Settings, state: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        state: MutableMapping[str, Any],
+        expected_topics: tuple[str, ...] = (),
+    ) -> None:
+        """`expected_topics` hold each partition's clock until seen or known idle (the worker
+        passes its input topics; in-order replays pass none)."""
         self.settings = settings
+        self.expected_topics = expected_topics
         self.rules = rules_from(settings)
         self.validator = Validator(
             settings.fx_rates,
@@ -82,6 +90,9 @@ class Scorer:
         self.clocks: dict[int, PartitionClock] = {}
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
+        # Users whose document is published again when their partition starts here: after a
+        # crash the state may hold effects whose documents never left the process.
+        self._resync: list[str] = []
 
     def _load(self, user_id: str) -> UserState:
         stored = self.state.get(user_id)
@@ -104,8 +115,10 @@ class Scorer:
                 data = _decoded(stored)
                 if data.pop("partition", None) == partition:
                     user = UserState.from_dict(data)
-                    timers.schedule(user_id, next_due(user, self.rules, user.stage_since_ms or 0))
+                    settled = max(user.stage_since_ms or 0, user.clock_ms or 0)
+                    timers.schedule(user_id, next_due(user, self.rules, settled))
                     self.enricher.track(user)
+                    self._resync.append(user_id)
         return timers
 
     def sweep(self, partition: int, now: datetime | None = None) -> list[Outcome]:
@@ -113,12 +126,14 @@ class Scorer:
 
         Users who send nothing still go silent and churned, at the exact time the rule fires.
         """
+        now = now or datetime.now(tz=UTC)
+        timers = self._timers(partition)
+        outcomes = [self._outcome(self._load(user_id), [], now) for user_id in self._resync]
+        self._resync.clear()
         partition_clock = self.clocks.get(partition)
         clock = partition_clock.value() if partition_clock else None
         if clock is None:
-            return []
-        timers = self._timers(partition)
-        outcomes: list[Outcome] = []
+            return outcomes
         for user_id in timers.pop_due(clock):
             user = self._load(user_id)
             transitions = advance(user, self.rules, clock)
@@ -157,7 +172,9 @@ class Scorer:
 
     def observe(self, partition: int, topic: str, ts_ms: int, more_waiting: bool) -> int | None:
         """Move the partition's event clock; returns it."""
-        clock = self.clocks.setdefault(partition, PartitionClock())
+        clock = self.clocks.get(partition)
+        if clock is None:
+            clock = self.clocks[partition] = PartitionClock(self.expected_topics)
         clock.observe(topic, ts_ms, more_waiting)
         return clock.value()
 
@@ -186,7 +203,13 @@ class Scorer:
         transitions = apply(user, fact, self.rules)
         self.enricher.on_event(user, fact)
         self.enricher.on_transitions(user, transitions)
-        user.remember(digest, fact.ts_ms, self.dedup_horizon_ms, self.settings.dedup_max_ids)
+        user.remember(
+            digest,
+            fact.ts_ms,
+            self.dedup_horizon_ms,
+            self.settings.dedup_max_ids,
+            self.settings.dedup_min_ids,
+        )
         self._save(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     future_margin_seconds: float = Field(default=300.0, ge=0)
     dedup_horizon_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     dedup_max_ids: int = Field(default=512, ge=1)
+    dedup_min_ids: int = Field(default=256, ge=0)
     merge_max_hold_seconds: float = Field(
         default=10.0, gt=0, description="Longest an event waits for slower topics to catch up."
     )

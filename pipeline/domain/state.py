@@ -84,14 +84,19 @@ class UserState:
     def has_seen(self, digest: int) -> bool:
         return digest in self.seen_ids
 
-    def remember(self, digest: int, ts_ms: int, horizon_ms: int, max_ids: int) -> None:
-        """Keep the id; forget ids older than the horizon before the newest, beyond `max_ids`."""
+    def remember(
+        self, digest: int, ts_ms: int, horizon_ms: int, max_ids: int, min_ids: int = 0
+    ) -> None:
+        """Keep the id. The user's last `min_ids` ids are always kept, whatever their age (a
+        replay after a crash during catch-up can span weeks of event time); older ones go once
+        they fall out of the horizon before the newest event; never more than `max_ids`."""
         seen = self.seen_ids
         seen[digest] = ts_ms
         newest = self.last_event_ms if self.last_event_ms is not None else ts_ms
-        stale = [d for d, at in seen.items() if at < newest - horizon_ms]
-        for d in stale:
-            del seen[d]
+        if len(seen) > min_ids:
+            stale = [d for d, at in seen.items() if at < newest - horizon_ms]
+            for d in stale[: len(seen) - min_ids]:
+                del seen[d]
         while len(seen) > max_ids:
             del seen[next(iter(seen))]
 
@@ -138,8 +143,11 @@ def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition
     points = change_points(
         rules, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
     )
+    # Points at or before the stage's last move, or before the time it was last evaluated at,
+    # are settled: evaluating them again with later history would rewrite the past.
+    settled = max(state.stage_since_ms or -1, state.clock_ms or -1)
     for point in points:
-        if state.stage_since_ms is not None and point <= state.stage_since_ms:
+        if point <= settled:
             continue
         if point > now_ms:
             break

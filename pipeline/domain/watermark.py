@@ -14,17 +14,26 @@ from typing import Any
 
 
 class PartitionClock:
-    def __init__(self) -> None:
+    """`expected` topics hold the clock until each is seen or known to be caught up (after a
+    restart, a topic read ahead of the others must not push the clock past their backlog)."""
+
+    def __init__(self, expected: tuple[str, ...] = ()) -> None:
         self._latest: dict[str, int] = {}
         self._waiting: dict[str, bool] = {}
+        self.unknown: set[str] = set(expected)
+
+    def resolve(self, topic: str) -> None:
+        """The topic has nothing waiting: it no longer holds the clock."""
+        self.unknown.discard(topic)
 
     def observe(self, topic: str, ts_ms: int, more_waiting: bool) -> None:
         latest = self._latest.get(topic)
         self._latest[topic] = ts_ms if latest is None else max(latest, ts_ms)
         self._waiting[topic] = more_waiting
+        self.unknown.discard(topic)
 
     def value(self) -> int | None:
-        if not self._latest:
+        if not self._latest or self.unknown:
             return None
         behind = [ts for topic, ts in self._latest.items() if self._waiting[topic]]
         return min(behind) if behind else max(self._latest.values())

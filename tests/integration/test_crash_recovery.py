@@ -88,6 +88,7 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     tmp = tmp_path_factory.mktemp("crash")
     env = pipeline_env(broker, f"chdb:///{tmp / 'chdb'}", tmp, f"cr{uuid.uuid4().hex[:8]}")
     env["MODEL_REFIT_SECONDS"] = "3600"
+    env["TABLE_STORE"] = "memory://"
     pipeline = start_pipeline(env, tmp)
     try:
         wait_worker_assigned(pipeline)
