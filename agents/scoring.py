@@ -152,7 +152,11 @@ def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
             buffer = buffers.setdefault(partition, MergeBuffer())
             now = time.monotonic()
             buffer.push(prepared.fact.ts_ms, (prepared, event), now)
-            released = buffer.release(clock, hold_until=now - settings.merge_max_hold_seconds)
+            hold_until = now - settings.merge_max_hold_seconds
+            if clock is None and buffer.waited_since(hold_until):
+                # A topic that never showed up must not hold the partition any longer.
+                clock = scorer.clocks[partition].give_up_unknown()
+            released = buffer.release(clock, hold_until=hold_until)
             for held, held_event in released:
                 await apply(manual, held, held_event)
             metrics.HELD_EVENTS.set(sum(len(b) for b in buffers.values()))

@@ -22,6 +22,11 @@ class PartitionClock:
         self._waiting: dict[str, bool] = {}
         self.unknown: set[str] = set(expected)
 
+    def give_up_unknown(self) -> int | None:
+        """Stop waiting for topics not seen yet; returns the clock."""
+        self.unknown.clear()
+        return self.value()
+
     def resolve(self, topic: str) -> None:
         """The topic has nothing waiting: it no longer holds the clock."""
         self.unknown.discard(topic)
@@ -53,6 +58,10 @@ class MergeBuffer:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    def waited_since(self, moment: float) -> bool:
+        """Whether anything held arrived before `moment`."""
+        return any(entry[2] < moment for entry in self._heap)
 
     def push(self, ts_ms: int, item: Any, arrived: float) -> None:
         self._seq += 1
