@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test unit integration lint clickhouse-server clean
+.PHONY: install run test soak unit integration lint clickhouse-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: install
 ## Lint, types, unit and integration tests against the real broker and ClickHouse.
 test: install clickhouse-server lint
 	$(PY) -m pytest -q
+
+## Long fault runs: a worker killed with SIGKILL mid-stream, checked against the reference.
+soak: install clickhouse-server
+	$(PY) -m pytest -q -m soak
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -59,8 +59,11 @@ class Settings(BaseSettings):
     topic_models: str = "lifecycle-models"
     topic_commands: str = "lifecycle-commands"
     topic_partitions: int = Field(default=4, ge=1)
+    # memory:// rebuilds state from the changelog at start. rocksdb:// (rocksdict) keeps it on
+    # disk, but after a SIGKILL on the embedded broker Faust found its persisted changelog
+    # offset ahead of the topic (ConsistencyError) and would not start; see docs/models.md.
     table_store: str = Field(
-        default="rocksdb://", description="Faust table store: rocksdb:// (rocksdict) or memory://"
+        default="memory://", description="Faust table store: memory:// or rocksdb:// (rocksdict)"
     )
     app_id: str = "lifecycle"
 

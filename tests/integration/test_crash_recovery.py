@@ -26,7 +26,9 @@ from tests.integration.conftest import (
 )
 from tests.integration.parts import Proc, lifecycle, wait_until
 
-pytestmark = pytest.mark.integration
+# A long fault run: `make soak`. It does not pass reliably yet: after the SIGKILL a few
+# users can end with an event too few or too many (see the open scoring issue).
+pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 Message = tuple[str, bytes, bytes]  # topic, key, value
 
