@@ -23,6 +23,15 @@ def tansu_binary() -> Path:
     return path
 
 
+def tansu_command(host: str, port: int) -> list[str]:
+    """The command line of a memory-only broker listening (and advertised) on host:port."""
+    url = f"tcp://{host}:{port}"
+    return [
+        str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        "--storage-engine", "memory://tansu/",
+    ]  # fmt: skip
+
+
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -54,19 +63,9 @@ def start_tansu(
             f"{host}:{port} is already in use: another broker (or `lifecycle up`) is running; "
             "stop it, or set KAFKA_BOOTSTRAP to use it"
         )
-    url = f"tcp://{host}:{port}"
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
-        [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
+        tansu_command(host, port),
         stdout=out,
         stderr=subprocess.STDOUT,
         **popen,

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from pipeline.broker import tansu_command
+
 T = TypeVar("T")
 
 
@@ -83,30 +85,9 @@ class Proc:
         return self.proc.returncode
 
 
-def tansu_binary() -> str:
-    from pipeline.broker import tansu_binary as find
-
-    return str(find())
-
-
 def start_broker(tmp: Path) -> tuple[Proc, str]:
     port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = Proc(
-        "broker",
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        dict(os.environ),
-        tmp / "broker.log",
-    )
+    proc = Proc("broker", tansu_command("127.0.0.1", port), dict(os.environ), tmp / "broker.log")
     wait_until(lambda: port_listening(port), 10, "the broker to listen")
     return proc, f"127.0.0.1:{port}"
 
