@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -26,8 +25,6 @@ class CompactedView:
         self.topic = topic
         self.documents: dict[str, bytes] = {}
         self.ready = False
-        self.applied = 0
-        self.last_applied_at: float | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._targets: dict[TopicPartition, int] = {}
@@ -82,9 +79,7 @@ class CompactedView:
                         self.documents.pop(user_id, None)
                     else:
                         self.documents[user_id] = record.value
-                    self.applied += 1
             if batches:
-                self.last_applied_at = time.time()
                 self.changed.set()
                 self.changed = asyncio.Event()
             if not self.ready:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 from pipeline.domain import btyd
 from pipeline.domain.churn import ChurnModel, churn_features
@@ -101,7 +100,3 @@ def features(user: UserState, at_ms: int, half_life_ms: int, window_ms: int) -> 
 def finite(value: float | None) -> float | None:
     """JSON has no NaN or infinity: such a figure is reported as missing."""
     return value if value is not None and math.isfinite(value) else None
-
-
-def rounded(values: dict[str, Any], digits: int = 6) -> dict[str, Any]:
-    return {k: round(v, digits) if isinstance(v, float) else v for k, v in values.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class Running:
     worker: Proc
     api: Proc
     tmp: Path
+    exit_codes: tuple[int, int] | None = None
 
     @property
     def base_url(self) -> str:
@@ -142,3 +144,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"chdb:///{tmp_path / 'chdb'}"
     port = request.getfixturevalue("clickhouse_port")
     return f"clickhouse://127.0.0.1:{port}/t_{tmp_path.name.replace('-', '_')[-40:]}"
+
+
+@contextmanager
+def chdb_pipeline(broker: str, tmp: Path, prefix: str, **env: str) -> Iterator[Running]:
+    """A worker and an API on chDB with topics of their own, joined to their group; stopped
+    with SIGTERM afterwards. Their exit codes are `exit_codes` (api, worker) once stopped."""
+    environment = pipeline_env(broker, f"chdb:///{tmp / 'chdb'}", tmp, prefix)
+    environment.update(env)
+    running = start_pipeline(environment, tmp)
+    try:
+        wait_worker_assigned(running)
+        yield running
+    finally:
+        running.exit_codes = (running.api.stop(), running.worker.stop())

@@ -20,9 +20,7 @@ from schemas.live import LiveEvent
 from schemas.order import OrderEvent
 from tests.integration.conftest import (
     Running,
-    pipeline_env,
-    start_pipeline,
-    wait_worker_assigned,
+    chdb_pipeline,
     worker_metric,
 )
 from tests.integration.parts import Proc, free_port, lifecycle, read_all, wait_until
@@ -35,16 +33,10 @@ T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("api")
-    prefix = f"api{uuid.uuid4().hex[:8]}"
-    pipeline = start_pipeline(pipeline_env(broker, f"chdb:///{tmp / 'chdb'}", tmp, prefix), tmp)
-    try:
-        wait_worker_assigned(pipeline)
+    with chdb_pipeline(broker, tmp, f"api{uuid.uuid4().hex[:8]}") as pipeline:
         yield pipeline
-    finally:
-        api_code = pipeline.api.stop()
-        worker_code = pipeline.worker.stop()
     # A stop request is a clean exit: both processes end with code 0 on SIGTERM.
-    assert (api_code, worker_code) == (0, 0), f"{pipeline.api.tail()}\n{pipeline.worker.tail()}"
+    assert pipeline.exit_codes == (0, 0), f"{pipeline.api.tail()}\n{pipeline.worker.tail()}"
 
 
 def document(running: Running, user_id: str, min_version: int) -> dict[str, Any]:

@@ -19,8 +19,7 @@ from pipeline.reference import Reference, reference_scores
 from schemas.client import EventProducer
 from tests.integration.conftest import (
     Running,
-    pipeline_env,
-    start_pipeline,
+    chdb_pipeline,
     wait_worker_assigned,
     worker_metric,
 )
@@ -88,16 +87,10 @@ def _iso(value: datetime | None) -> str | None:
 @pytest.fixture
 def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("crash")
-    env = pipeline_env(broker, f"chdb:///{tmp / 'chdb'}", tmp, f"cr{uuid.uuid4().hex[:8]}")
-    env["MODEL_REFIT_SECONDS"] = "3600"
-    env["TABLE_STORE"] = "memory://"
-    pipeline = start_pipeline(env, tmp)
-    try:
-        wait_worker_assigned(pipeline)
+    prefix = f"cr{uuid.uuid4().hex[:8]}"
+    env = {"MODEL_REFIT_SECONDS": "3600", "TABLE_STORE": "memory://"}
+    with chdb_pipeline(broker, tmp, prefix, **env) as pipeline:
         yield pipeline
-    finally:
-        pipeline.api.stop()
-        pipeline.worker.stop()
 
 
 def test_sigkill_mid_stream_then_restart_equals_the_reference(running: Running) -> None:

@@ -15,8 +15,7 @@ from pipeline.demo import topics_of
 from schemas.client import EventProducer
 from tests.integration.conftest import (
     Running,
-    pipeline_env,
-    start_pipeline,
+    chdb_pipeline,
     wait_worker_assigned,
     worker_metric,
 )
@@ -31,15 +30,9 @@ NOW_MS = int(time.time() * 1000)
 @pytest.fixture(scope="module")
 def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("dead")
-    env = pipeline_env(broker, f"chdb:///{tmp / 'chdb'}", tmp, f"dl{uuid.uuid4().hex[:8]}")
-    env["MAX_MESSAGE_BYTES"] = str(MAX_BYTES)
-    pipeline = start_pipeline(env, tmp)
-    try:
-        wait_worker_assigned(pipeline)
+    prefix = f"dl{uuid.uuid4().hex[:8]}"
+    with chdb_pipeline(broker, tmp, prefix, MAX_MESSAGE_BYTES=str(MAX_BYTES)) as pipeline:
         yield pipeline
-    finally:
-        pipeline.api.stop()
-        pipeline.worker.stop()
 
 
 def order(**fields: Any) -> dict[str, Any]:

@@ -27,9 +27,7 @@ from schemas.live import LiveEvent
 from schemas.order import OrderEvent
 from tests.integration.conftest import (
     Running,
-    pipeline_env,
-    start_pipeline,
-    wait_worker_assigned,
+    chdb_pipeline,
     worker_metric,
 )
 from tests.integration.parts import wait_until
@@ -53,24 +51,11 @@ class Buyer:
 @pytest.fixture(scope="module")
 def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("models")
+    # Only requested refits (the topics of models and commands are the module's own).
     prefix = f"mdl{uuid.uuid4().hex[:8]}"
-    env = pipeline_env(broker, f"chdb:///{tmp / 'chdb'}", tmp, prefix)
-    # Only requested refits, and models/commands topics of this module's own.
-    env.update(
-        {
-            "MODEL_REFIT_SECONDS": "3600",
-            "TOPIC_MODELS": f"{prefix}-models",
-            "TOPIC_COMMANDS": f"{prefix}-commands",
-        }
-    )
-    pipeline = start_pipeline(env, tmp)
-    try:
-        wait_worker_assigned(pipeline)
+    with chdb_pipeline(broker, tmp, prefix, MODEL_REFIT_SECONDS="3600") as pipeline:
         yield pipeline
-    finally:
-        api_code = pipeline.api.stop()
-        worker_code = pipeline.worker.stop()
-    assert (api_code, worker_code) == (0, 0), f"{pipeline.api.tail()}\n{pipeline.worker.tail()}"
+    assert pipeline.exit_codes == (0, 0), f"{pipeline.api.tail()}\n{pipeline.worker.tail()}"
 
 
 def post(running: Running, path: str, key: str | None, timeout: float = 5) -> httpx.Response:
