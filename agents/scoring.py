@@ -1,26 +1,46 @@
-"""The scoring agent: every input event updates its user's state and publishes the new scores.
+"""The scoring engine: input events in batches, per-user state, checkpoints.
 
-Events are validated on arrival (bad ones go to dead-letters at once), then held per partition
-until the partition's event clock passes them, so each user's events from the four topics are
-applied in event-time order. Offsets are acknowledged only once an event is applied, so a
-crash never skips an event that was held.
+Faust's per-message stream path costs more than everything this engine does per event, so the
+hot path reads batches with aiokafka's `getmany` inside the Faust worker (a mode Service) and
+keeps the guarantees Faust's tables give, itself:
+
+- Each partition's users live in memory while the partition is assigned here, and in a
+  compacted changelog topic partitioned like the inputs (and, with `rocksdb://`, on local
+  disk with the changelog offset they include). A new owner rebuilds them before it reads.
+- Events are validated on arrival (bad ones go to dead-letters), held per partition until the
+  partition's event clock passes them (so each user's events from the four topics apply in
+  event-time order), applied, and each changed user's score document is published once per
+  batch.
+- A checkpoint, every `COMMIT_INTERVAL_SECONDS` and before partitions move, waits for every
+  published record, writes the sink's rows to ClickHouse, writes each user changed since the
+  last checkpoint once to the changelog, and only then commits the input offsets, up to the
+  first event not yet applied. A crash replays from the last commit; the event ids kept in
+  each user's state make the replayed events no-ops, so each event counts once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections import defaultdict, deque
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
-import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.structs import TopicPartition
+from mode import Service
 
 from pipeline import metrics
-from pipeline.app import Wiring
 from pipeline.dead_letters import dead_letter
-from pipeline.domain.watermark import MergeBuffer
+from pipeline.domain.state import UserState
+from pipeline.domain.watermark import MergeBuffer, PartitionClock
+from pipeline.local_state import LocalPartition, open_partition
 from pipeline.scorer import Outcome, Prepared, Scorer
 from pipeline.settings import Settings
+from pipeline.store import decode_user, encode_user
 from schemas.validation import Rejection
 from sinks.base import BatchingSink
 
@@ -32,139 +52,392 @@ def internal_error(exc: Exception) -> Rejection:
     return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
 
 
-class AckQueue:
-    """Acknowledges each topic-partition's events in offset order, whatever order they were
-    applied in: an offset is committed only once every earlier one is applied."""
+class OffsetTracker:
+    """Which input offsets are safe to commit: a topic-partition's offset is committed only
+    once every earlier event of it is applied (or rejected), whatever order they applied in."""
 
     def __init__(self) -> None:
-        self._queues: dict[Any, deque[list[Any]]] = defaultdict(deque)
-        self._entries: dict[int, list[Any]] = {}
+        self._pending: dict[TopicPartition, deque[list[Any]]] = {}
+        self._entries: dict[tuple[TopicPartition, int], list[Any]] = {}
+        self._safe: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
 
-    def arrived(self, event: Any) -> None:
-        entry = [event, False]
-        self._queues[event.message.tp].append(entry)
-        self._entries[id(event)] = entry
+    def arrived(self, tp: TopicPartition, offset: int) -> None:
+        entry = [offset, False]
+        self._pending.setdefault(tp, deque()).append(entry)
+        self._entries[(tp, offset)] = entry
 
-    def done(self, event: Any) -> list[Any]:
-        """Mark the event applied; returns the events now safe to acknowledge, in order."""
-        entry = self._entries.pop(id(event), None)
+    def done(self, tp: TopicPartition, offset: int) -> None:
+        entry = self._entries.pop((tp, offset), None)
         if entry is None:
-            return []
-        entry[1] = True
-        queue = self._queues[event.message.tp]
-        ready = []
-        while queue and queue[0][1]:
-            ready.append(queue.popleft()[0])
-        return ready
-
-    def forget(self, tp: Any) -> None:
-        for entry in self._queues.pop(tp, deque()):
-            self._entries.pop(id(entry[0]), None)
-
-
-def resolve_idle_topics(consumer: Any, scorer: Scorer, partition: int, seen: Any) -> int | None:
-    """Input topics of the partition not seen since the start that have nothing to read
-    (empty, or all committed) stop holding its clock; returns the clock."""
-    clock = scorer.clocks[partition]
-    committed = getattr(consumer, "_committed_offset", {})
-    for topic in list(clock.unknown):
-        tp = seen._replace(topic=topic)
-        highwater = consumer.highwater(tp)
-        done = committed.get(tp)
-        if highwater is not None and (highwater == 0 or (done is not None and done >= highwater)):
-            clock.resolve(topic)
-    return clock.value()
-
-
-def register(wiring: Wiring, settings: Settings, sink: BatchingSink) -> Scorer:
-    """Attach the scoring agent to the app; returns its scorer."""
-    scorer = Scorer(settings, wiring.users, expected_topics=settings.input_topics)
-    buffers: dict[int, MergeBuffer] = {}
-    acks = AckQueue()
-    inputs = set(settings.input_topics)
-
-    async def reject(exc: Exception, message: Any) -> None:
-        rejection = exc if isinstance(exc, Rejection) else internal_error(exc)
-        metrics.DEAD_LETTERS.labels(message.topic, rejection.reason).inc()
-        record = dead_letter(
-            rejection, message.topic, message.partition, message.offset, message.key, message.value
-        )
-        await wiring.dead_letters.send(key=message.key, value=record)
-
-    async def publish(outcome: Outcome) -> None:
-        document = outcome.document
-        for table, row in outcome.rows:
-            sink.add(table, row)
-        if document is None:
             return
-        await wiring.scores.send(
-            key=document.user_id.encode(), value=document.model_dump_json().encode()
+        entry[1] = True
+        queue = self._pending[tp]
+        while queue and queue[0][1]:
+            self._safe[tp] = queue.popleft()[0] + 1
+
+    def to_commit(self) -> dict[TopicPartition, int]:
+        """Next offsets to commit that moved since the last `committed` call."""
+        return {tp: o for tp, o in self._safe.items() if self._committed.get(tp) != o}
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+
+    def forget(self, tp: TopicPartition) -> None:
+        for entry in self._pending.pop(tp, deque()):
+            self._entries.pop((tp, entry[0]), None)
+        self._safe.pop(tp, None)
+        self._committed.pop(tp, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, engine: ScoringEngine) -> None:
+        self.engine = engine
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.engine.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.engine.assigned(set(assigned))
+
+
+class ScoringEngine(Service):
+    """Consumes the input topics in batches and keeps every owned user's scores current."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        scorer: Scorer,
+        sink: BatchingSink,
+        flush_sink: Callable[[], Awaitable[bool]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.scorer = scorer
+        self.store = scorer.store
+        self.sink = sink
+        self.flush_sink = flush_sink
+        self.inputs = set(settings.input_topics)
+        self.offsets = OffsetTracker()
+        self.buffers: dict[int, MergeBuffer] = {}
+        self.local: dict[int, LocalPartition] = {}
+        self.owned: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._sends: list[asyncio.Future[Any]] = []
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._next_checkpoint = 0.0
+        self.state_dir = settings.data_dir / "worker" / "state"
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.reader: AIOKafkaConsumer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        bootstrap = self.settings.kafka_bootstrap
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            max_request_size=4 * 1024 * 1024,
         )
+        await self.producer.start()
+        # Reads changelog partitions when they are assigned here; no group.
+        self.reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        await self.reader.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"{self.settings.app_id}-scoring",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # The embedded broker lets a member join after about half the session timeout.
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            # Partition n of every input topic goes to the same worker: a user's events of
+            # the four topics meet in one place.
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.consumer.subscribe(topics=sorted(self.inputs), listener=_Rebalance(self))
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name="scoring")
+
+    async def on_stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception:
+                log.exception("the scoring loop had failed")
+        try:
+            if self.producer is not None and self.consumer is not None:
+                async with self._lock:
+                    await self._checkpoint()
+        finally:
+            for client in (self.consumer, self.reader, self.producer):
+                if client is not None:
+                    await client.stop()
+            for local in self.local.values():
+                local.close()
+            self.local.clear()
+
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        try:
+            while not self._stopping:
+                batches = await self.consumer.getmany(
+                    timeout_ms=100, max_records=self.settings.batch_max_records
+                )
+                async with self._lock:
+                    await self.process(batches)
+                    if time.monotonic() >= self._next_checkpoint:
+                        await self._checkpoint()
+        except Exception as exc:
+            log.exception("the scoring loop failed; the worker stops")
+            await self.crash(exc)
+
+    # -- the batch -------------------------------------------------------------------------
+
+    async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        assert self.consumer is not None
+        scorer = self.scorer
+        now = datetime.now(tz=UTC)
+        arrived = time.monotonic()
+        seen: Counter[str] = Counter()
+        for tp, records in batches.items():
+            if tp.partition not in self.owned:
+                continue
+            seen[tp.topic] += len(records)
+            highwater = self.consumer.highwater(tp)
+            buffer = self.buffers.setdefault(tp.partition, MergeBuffer())
+            for record in records:
+                self.offsets.arrived(tp, record.offset)
+                try:
+                    prepared = scorer.prepare(tp.topic, record.value or b"", now)
+                except Exception as exc:
+                    await self._reject(exc, tp, record)
+                    continue
+                waiting = highwater is not None and record.offset + 1 < highwater
+                scorer.observe(tp.partition, tp.topic, prepared.fact.ts_ms, waiting)
+                buffer.push(prepared.fact.ts_ms, (prepared, tp, record), arrived)
+        for topic, count in seen.items():
+            metrics.EVENTS_IN.labels(topic).inc(count)
+
+        changed: dict[str, UserState] = {}
+        scored: Counter[str] = Counter()
+        duplicates: Counter[str] = Counter()
+        hold_until = time.monotonic() - self.settings.merge_max_hold_seconds
+        for partition in sorted(self.owned):
+            buffer = self.buffers.setdefault(partition, MergeBuffer())
+            clock = self.clock(partition)
+            if len(buffer):
+                if clock.value() is None and buffer.waited_since(hold_until):
+                    # A topic that never showed up must not hold the partition any longer.
+                    clock.give_up_unknown()
+                for held, tp, record in buffer.release(clock.value(), hold_until=hold_until):
+                    outcome = await self._apply(held, tp, record, now)
+                    if outcome is not None:
+                        if outcome.duplicate:
+                            duplicates[tp.topic] += 1
+                        else:
+                            scored[tp.topic] += 1
+                        self._collect(outcome, changed)
+                    self.offsets.done(tp, record.offset)
+            # Idle users whose silent or churned time has come on the partition's clock.
+            for swept in scorer.sweep(partition, now, documents=False):
+                self._collect(swept, changed)
+        for topic, count in scored.items():
+            metrics.EVENTS_SCORED.labels(topic).inc(count)
+        for topic, count in duplicates.items():
+            metrics.DUPLICATES.labels(topic).inc(count)
+        await self._publish(list(changed.values()), now)
+        metrics.HELD_EVENTS.set(sum(len(b) for b in self.buffers.values()))
+        latest = scorer.event_clock_ms()
+        if latest is not None:
+            metrics.EVENT_CLOCK.set(latest / 1000)
+
+    def clock(self, partition: int) -> PartitionClock:
+        clock = self.scorer.clocks.get(partition)
+        if clock is None:
+            clock = self.scorer.clocks[partition] = PartitionClock(self.settings.input_topics)
+        return clock
+
+    async def _apply(
+        self, prepared: Prepared, tp: TopicPartition, record: Any, now: datetime
+    ) -> Outcome | None:
+        try:
+            return self.scorer.apply_event(prepared, tp.partition, now, document=False)
+        except Exception as exc:
+            await self._reject(exc, tp, record)
+            return None
+
+    def _collect(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
+        for table, row in outcome.rows:
+            self.sink.add(table, row)
         for transition in outcome.transitions:
             metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
             if transition.is_reactivation:
                 metrics.REACTIVATIONS.inc()
+        if outcome.user is not None and not outcome.duplicate:
+            changed[outcome.user.user_id] = outcome.user
 
-    async def apply(stream: Any, prepared: Prepared, event: Any) -> None:
-        message = event.message
-        try:
-            outcome = scorer.apply_event(prepared, message.partition)
-        except Exception as exc:
-            await reject(exc, message)
-        else:
-            if outcome.duplicate:
-                metrics.DUPLICATES.labels(message.topic).inc()
-            else:
-                metrics.EVENTS_SCORED.labels(message.topic).inc()
-            await publish(outcome)
-        for done in acks.done(event):
-            await stream.ack(done)
+    async def _publish(self, users: list[UserState], now: datetime) -> None:
+        """Each changed user's score document, once per batch, to the compacted topic."""
+        assert self.producer is not None
+        topic = self.settings.topic_scores
+        for document, row in self.scorer.documents(users, now):
+            self.sink.add("user_scores", row)
+            self._sends.append(
+                await self.producer.send(
+                    topic, key=document.user_id.encode(), value=document.model_dump_json().encode()
+                )
+            )
 
-    @wiring.app.on_partitions_revoked.connect
-    async def _revoked(_app: faust.App, revoked: set[Any], **_: Any) -> None:
-        # Held events of a revoked partition are not acknowledged: its new owner reads them.
-        for tp in revoked:
-            if tp.topic in inputs:
-                buffers.pop(tp.partition, MergeBuffer()).clear()
-                scorer.forget_partition(tp.partition)
-                acks.forget(tp)
+    async def _reject(self, exc: Exception, tp: TopicPartition, record: Any) -> None:
+        assert self.producer is not None
+        rejection = exc if isinstance(exc, Rejection) else internal_error(exc)
+        metrics.DEAD_LETTERS.labels(tp.topic, rejection.reason).inc()
+        value = dead_letter(
+            rejection, tp.topic, tp.partition, record.offset, record.key, record.value
+        )
+        self._sends.append(
+            await self.producer.send(self.settings.topic_dead_letters, key=record.key, value=value)
+        )
+        self.offsets.done(tp, record.offset)
 
-    @wiring.app.agent(wiring.inputs, name="score-events")
-    async def score_events(stream: faust.StreamT[bytes]) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
-            message = event.message
-            topic, partition = message.topic, message.partition
-            metrics.EVENTS_IN.labels(topic).inc()
-            acks.arrived(event)
-            try:
-                prepared = scorer.prepare(topic, message.value or b"")
-            except Exception as exc:
-                await reject(exc, message)
-                for done in acks.done(event):
-                    await manual.ack(done)
-                continue
-            consumer = wiring.app.consumer
-            waiting = message.offset + 1 < consumer.highwater(message.tp)
-            clock = scorer.observe(partition, topic, prepared.fact.ts_ms, waiting)
-            if clock is None:
-                clock = resolve_idle_topics(consumer, scorer, partition, message.tp)
-            buffer = buffers.setdefault(partition, MergeBuffer())
-            now = time.monotonic()
-            buffer.push(prepared.fact.ts_ms, (prepared, event), now)
-            hold_until = now - settings.merge_max_hold_seconds
-            if clock is None and buffer.waited_since(hold_until):
-                # A topic that never showed up must not hold the partition any longer.
-                clock = scorer.clocks[partition].give_up_unknown()
-            released = buffer.release(clock, hold_until=hold_until)
-            for held, held_event in released:
-                await apply(manual, held, held_event)
-            metrics.HELD_EVENTS.set(sum(len(b) for b in buffers.values()))
-            # Idle users of this partition whose silent/churned time has come on its clock.
-            for swept in scorer.sweep(partition):
-                await publish(swept)
-            latest = scorer.event_clock_ms()
-            if latest is not None:
-                metrics.EVENT_CLOCK.set(latest / 1000)
+    # -- checkpoints -----------------------------------------------------------------------
 
-    return scorer
+    async def _checkpoint(self) -> None:
+        """Make everything applied so far durable, then commit the input offsets."""
+        assert self.producer is not None
+        assert self.consumer is not None
+        self._next_checkpoint = time.monotonic() + self.settings.commit_interval_seconds
+        await self._await_sends()
+        if not await self.flush_sink():
+            # Rows of applied events are only in memory: commit nothing until they are written.
+            return
+        written: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        topic = self.settings.changelog_topic
+        for partition in self.store.dirty_partitions():
+            records: list[tuple[bytes, bytes | None]] = []
+            for user in self.store.take_dirty(partition):
+                key, value = user.user_id.encode(), encode_user(user, partition)
+                records.append((key, value))
+                self._sends.append(
+                    await self.producer.send(topic, key=key, value=value, partition=partition)
+                )
+            written[partition] = records
+        results = await self._await_sends()
+        last: dict[int, int] = {}
+        for metadata in results:
+            if metadata.topic == topic:
+                last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
+        for partition, records in written.items():
+            local = self.local.get(partition)
+            if local is not None and partition in last:
+                local.write(records, last[partition])
+        offsets = self.offsets.to_commit()
+        if offsets:
+            await self.consumer.commit(offsets)
+            self.offsets.committed(offsets)
+        metrics.CHECKPOINTS.inc()
+
+    async def _await_sends(self) -> list[Any]:
+        """Wait for every record sent so far; a failed send stops the worker before any
+        offset is committed past it."""
+        assert self.producer is not None
+        sends, self._sends = self._sends, []
+        if not sends:
+            return []
+        await self.producer.flush()
+        return list(await asyncio.gather(*sends))
+
+    # -- partitions moving -----------------------------------------------------------------
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        """Checkpoint before the partitions move; their held events are not acknowledged, so
+        their next owner (maybe this worker again) reads them."""
+        async with self._lock:
+            await self._checkpoint()
+            for tp in revoked:
+                if tp.topic in self.inputs:
+                    self.buffers.pop(tp.partition, MergeBuffer()).clear()
+                    self.offsets.forget(tp)
+                    self.scorer.clocks.pop(tp.partition, None)
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            partitions = {tp.partition for tp in assigned if tp.topic in self.inputs}
+            for partition in self.owned - partitions:
+                self.scorer.forget_partition(partition)
+                local = self.local.pop(partition, None)
+                if local is not None:
+                    local.close()
+            for partition in sorted(partitions - self.owned):
+                await self._recover(partition)
+            self.owned = partitions
+            for partition in partitions:
+                self.buffers[partition] = MergeBuffer()
+                self.scorer.clocks[partition] = PartitionClock(self.settings.input_topics)
+                await self._resolve_caught_up(partition)
+            metrics.ASSIGNED_PARTITIONS.set(sum(1 for tp in assigned if tp.topic in self.inputs))
+
+    async def _recover(self, partition: int) -> None:
+        """Load the partition's users: the local copy, then the changelog after it."""
+        assert self.reader is not None
+        local = open_partition(self.settings.table_store, self.state_dir, partition)
+        tp = TopicPartition(self.settings.changelog_topic, partition)
+        self.reader.assign([tp])
+        end = (await self.reader.end_offsets([tp]))[tp]
+        start = local.changelog_offset + 1
+        if start > end:
+            log.warning(
+                "local state of partition %d is ahead of the changelog (%d > %d): rebuilt",
+                partition, start, end,
+            )  # fmt: skip
+            local.reset()
+            start = 0
+        loaded = 0
+        for _key, value in local.users():
+            user, _ = decode_user(value)
+            self.store.load(user, partition)
+            loaded += 1
+        tail: dict[bytes, bytes | None] = {}
+        last = start - 1
+        if start < end:
+            self.reader.seek(tp, start)
+            while await self.reader.position(tp) < end:
+                got = await self.reader.getmany(tp, timeout_ms=1000, max_records=10_000)
+                for record in got.get(tp, []):
+                    last = record.offset
+                    if record.value is None or record.key is None:
+                        continue
+                    user, _ = decode_user(record.value)
+                    self.store.load(user, partition)
+                    tail[record.key] = record.value
+        if tail or last >= start:
+            local.write(tail.items(), max(last, end - 1))
+        self.local[partition] = local
+        self.scorer.adopt_partition(partition)
+        log.info(
+            "partition %d: %d users from local state, %d from the changelog",
+            partition, loaded, len(tail),
+        )  # fmt: skip
+
+    async def _resolve_caught_up(self, partition: int) -> None:
+        """Input topics with nothing to read on this partition do not hold its clock."""
+        assert self.consumer is not None
+        tps = [TopicPartition(topic, partition) for topic in self.settings.input_topics]
+        ends = await self.consumer.end_offsets(tps)
+        begins = await self.consumer.beginning_offsets(tps)
+        clock = self.scorer.clocks[partition]
+        for tp in tps:
+            committed = await self.consumer.committed(tp)
+            position = begins[tp] if committed is None else committed
+            if position >= ends[tp]:
+                clock.resolve(tp.topic)

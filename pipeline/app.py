@@ -14,20 +14,17 @@ class Wiring:
     """The app and the channels agents use, built once per process."""
 
     app: faust.App
-    inputs: faust.TopicT
     scores: faust.TopicT
     dead_letters: faust.TopicT
     models: faust.TopicT
     commands: faust.TopicT
-    users: faust.Table
 
 
-def create_app(settings: Settings, store: str | None = None) -> Wiring:
+def create_app(settings: Settings) -> Wiring:
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
-        store=store or settings.table_store,
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.topic_partitions,
         web_enabled=False,
@@ -39,23 +36,14 @@ def create_app(settings: Settings, store: str | None = None) -> Wiring:
         broker_commit_interval=1.0,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    inputs = app.topic(*settings.input_topics, **raw)
     scores = app.topic(settings.topic_scores, **raw)
     dead_letters = app.topic(settings.topic_dead_letters, **raw)
     models = app.topic(settings.topic_models, **raw)
     commands = app.topic(settings.topic_commands, **raw)
-    users = app.Table(
-        "user-state",
-        default=None,
-        schema=faust.Schema(key_serializer="json", value_serializer="raw"),
-        partitions=settings.topic_partitions,
-    )
     return Wiring(
         app=app,
-        inputs=inputs,
         scores=scores,
         dead_letters=dead_letters,
         models=models,
         commands=commands,
-        users=users,
     )

@@ -75,6 +75,13 @@ class Enricher:
         if user.last_event_ms is not None:
             self.clock_ms = max(self.clock_ms, user.last_event_ms)
 
+    def untrack(self, user_id: str) -> None:
+        """The user's partition moved to another worker: count it here no longer."""
+        old = self.members.pop(user_id, None)
+        if old is not None:
+            self.models.population.update(old, None)
+        self.buyers.pop(user_id, None)
+
     def on_event(self, user: UserState, fact: Fact) -> None:
         """Engagement and sentiment of the event, and the user's move in the population."""
         amount = (

@@ -26,3 +26,6 @@ HELD_EVENTS = Gauge(
     "lifecycle_held_events", "Valid events waiting for slower topics of their partition"
 )
 EVENT_CLOCK = Gauge("lifecycle_event_clock_seconds", "Latest event time applied (epoch seconds)")
+CHECKPOINTS = Counter(
+    "lifecycle_checkpoints_total", "State, rows and offsets made durable together"
+)

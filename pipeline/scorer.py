@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-
-import orjson
 
 from pipeline.domain.document import score_document
 from pipeline.domain.facts import to_fact
@@ -19,6 +16,7 @@ from pipeline.domain.watermark import PartitionClock
 from pipeline.enrich import Enricher
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
+from pipeline.store import UserStore
 from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
 from schemas.validation import Rejection, Validator
@@ -36,20 +34,17 @@ class Prepared(NamedTuple):
 
 @dataclass
 class Outcome:
-    """What scoring one event produced."""
+    """What scoring one event (or one sweep of a user) produced.
+
+    `user` is the user it changed; its score document comes with it when asked for at once,
+    or later from `Scorer.documents` for all the users a batch changed (computed once each).
+    """
 
     document: ScoreDocument | None
     transitions: list[Transition]
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     duplicate: bool = False
-
-
-def _decoded(stored: bytes | dict[str, Any]) -> dict[str, Any]:
-    """A stored state: bytes as written, or a dict as Faust hands it back after recovery."""
-    if isinstance(stored, dict):
-        return dict(stored)
-    data: dict[str, Any] = orjson.loads(stored)
-    return data
+    user: UserState | None = None
 
 
 def rules_from(settings: Settings) -> StageRules:
@@ -63,12 +58,12 @@ def rules_from(settings: Settings) -> StageRules:
 
 
 class Scorer:
-    """Applies events to per-user state kept in any mapping (a Faust table, a dict)."""
+    """Applies events to the per-user state of a `UserStore`."""
 
     def __init__(
         self,
         settings: Settings,
-        state: MutableMapping[str, Any],
+        store: UserStore | None = None,
         expected_topics: tuple[str, ...] = (),
     ) -> None:
         """`expected_topics` hold each partition's clock until seen or known idle (the worker
@@ -82,7 +77,7 @@ class Scorer:
             future_margin_ms=int(settings.future_margin_seconds * 1000),
         )
         self.dedup_horizon_ms = int(settings.dedup_horizon_days * 86_400_000)
-        self.state = state
+        self.store = store if store is not None else UserStore()
         self.topic_kinds: dict[str, Kind] = dict(
             zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
         )
@@ -90,46 +85,38 @@ class Scorer:
         self.clocks: dict[int, PartitionClock] = {}
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
-        # Users whose document is published again when their partition starts here: after a
-        # crash the state may hold effects whose documents never left the process.
-        self._resync: list[str] = []
 
     def _load(self, user_id: str) -> UserState:
-        stored = self.state.get(user_id)
-        if not stored:
-            return UserState(user_id)
-        data = _decoded(stored)
-        data.pop("partition", None)
-        return UserState.from_dict(data)
-
-    def _save(self, user: UserState, partition: int) -> None:
-        data = user.to_dict()
-        data["partition"] = partition
-        self.state[user.user_id] = orjson.dumps(data)
+        user = self.store.get(user_id)
+        return user if user is not None else UserState(user_id)
 
     def _timers(self, partition: int) -> DueTimers:
+        """The partition's stage timers; built from its users (and those users entered in the
+        population models) the first time the partition is used in this process."""
         timers = self.timers.get(partition)
         if timers is None:
             timers = self.timers[partition] = DueTimers()
-            for user_id, stored in list(self.state.items()):
-                data = _decoded(stored)
-                if data.pop("partition", None) == partition:
-                    user = UserState.from_dict(data)
-                    settled = max(user.stage_since_ms or 0, user.clock_ms or 0)
-                    timers.schedule(user_id, next_due(user, self.rules, settled))
-                    self.enricher.track(user)
-                    self._resync.append(user_id)
+            for user in self.store.users_of(partition):
+                settled = max(user.stage_since_ms or 0, user.clock_ms or 0)
+                timers.schedule(user.user_id, next_due(user, self.rules, settled))
+                self.enricher.track(user)
         return timers
 
-    def sweep(self, partition: int, now: datetime | None = None) -> list[Outcome]:
+    def adopt_partition(self, partition: int) -> None:
+        """The partition's users were loaded into the store: schedule them now."""
+        self.timers.pop(partition, None)
+        self._timers(partition)
+
+    def sweep(
+        self, partition: int, now: datetime | None = None, documents: bool = True
+    ) -> list[Outcome]:
         """Advance the users of a partition whose stage fell due on its event clock.
 
         Users who send nothing still go silent and churned, at the exact time the rule fires.
         """
         now = now or datetime.now(tz=UTC)
         timers = self._timers(partition)
-        outcomes = [self._outcome(self._load(user_id), [], now) for user_id in self._resync]
-        self._resync.clear()
+        outcomes: list[Outcome] = []
         partition_clock = self.clocks.get(partition)
         clock = partition_clock.value() if partition_clock else None
         if clock is None:
@@ -142,19 +129,37 @@ class Scorer:
             if not transitions:
                 continue
             user.version += 1
-            self._save(user, partition)
-            outcomes.append(self._outcome(user, transitions, now or datetime.now(tz=UTC)))
+            self.store.put(user, partition)
+            outcomes.append(self._outcome(user, transitions, now, documents))
         return outcomes
 
-    def _outcome(self, user: UserState, transitions: list[Transition], now: datetime) -> Outcome:
+    def document(self, user: UserState, now: datetime) -> ScoreDocument:
+        """The user's score document as of the user's own event clock."""
         at_ms = user.clock_ms or user.last_event_ms or int(now.timestamp() * 1000)
         derived = self.enricher.derive(user, at_ms)
-        document = score_document(user, self.settings.base_currency, now, derived)
+        return score_document(user, self.settings.base_currency, now, derived)
+
+    def documents(
+        self, users: list[UserState], now: datetime
+    ) -> list[tuple[ScoreDocument, dict[str, Any]]]:
+        """Documents and `user_scores` rows of users changed by a batch, once per user."""
+        out = []
+        for user in users:
+            document = self.document(user, now)
+            out.append((document, score_row(document)))
+        return out
+
+    def _outcome(
+        self, user: UserState, transitions: list[Transition], now: datetime, document: bool
+    ) -> Outcome:
         rows: list[tuple[str, dict[str, Any]]] = [
             ("stage_transitions", transition_row(t, now)) for t in transitions
         ]
-        rows.append(("user_scores", score_row(document)))
-        return Outcome(document=document, transitions=transitions, rows=rows)
+        doc = None
+        if document:
+            doc = self.document(user, now)
+            rows.append(("user_scores", score_row(doc)))
+        return Outcome(document=doc, transitions=transitions, rows=rows, user=user)
 
     def event_clock_ms(self) -> int | None:
         """The latest partition clock of this scorer, for the metric."""
@@ -183,8 +188,10 @@ class Scorer:
         prepared: Prepared,
         partition: int = 0,
         now: datetime | None = None,
+        document: bool = True,
     ) -> Outcome:
-        """Apply one validated event to its user.
+        """Apply one validated event to its user (with its score document unless `document`
+        is false: a batch asks `documents` once per changed user instead).
 
         A duplicate (an event id the user already had within the horizon: a resend, or a
         replay after a crash) changes nothing and comes back with `duplicate` set. The id is
@@ -210,11 +217,11 @@ class Scorer:
             self.settings.dedup_max_ids,
             self.settings.dedup_min_ids,
         )
-        self._save(user, partition)
+        self.store.put(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
         )
-        outcome = self._outcome(user, transitions, now)
+        outcome = self._outcome(user, transitions, now, document)
         outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
         return outcome
 
@@ -235,6 +242,9 @@ class Scorer:
         return self.apply_event(prepared, partition, now)
 
     def forget_partition(self, partition: int) -> None:
-        """The partition moved to another worker: drop its clock and timers."""
+        """The partition moved to another worker: drop its clock, timers and users."""
         self.clocks.pop(partition, None)
         self.timers.pop(partition, None)
+        for user in self.store.users_of(partition):
+            self.enricher.untrack(user.user_id)
+        self.store.drop_partition(partition)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -59,13 +60,17 @@ class Settings(BaseSettings):
     topic_models: str = "lifecycle-models"
     topic_commands: str = "lifecycle-commands"
     topic_partitions: int = Field(default=4, ge=1)
-    # memory:// rebuilds state from the changelog at start. rocksdb:// (rocksdict) keeps it on
-    # disk, but after a SIGKILL on the embedded broker Faust found its persisted changelog
-    # offset ahead of the topic (ConsistencyError) and would not start; see docs/models.md.
-    table_store: str = Field(
-        default="memory://", description="Faust table store: memory:// or rocksdb:// (rocksdict)"
+    # rocksdb:// keeps each partition's users on local disk (rocksdict) with the changelog
+    # offset they include, so a restart reads only the changelog's tail; memory:// rebuilds
+    # them from the whole changelog at start.
+    table_store: Literal["rocksdb://", "memory://"] = Field(
+        default="rocksdb://", description="User state store: rocksdb:// or memory://"
     )
     app_id: str = "lifecycle"
+    # How often the worker checkpoints: state to the changelog, rows to ClickHouse, offsets.
+    commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Most records one batch of the scoring loop takes from the broker.
+    batch_max_records: int = Field(default=2000, ge=1)
 
     # API.
     api_host: str = "127.0.0.1"
@@ -136,6 +141,11 @@ class Settings(BaseSettings):
     @cached_property
     def input_topics(self) -> tuple[str, str, str, str]:
         return (self.topic_live, self.topic_chat, self.topic_order, self.topic_touch)
+
+    @cached_property
+    def changelog_topic(self) -> str:
+        """The compacted topic that holds every user's state, partitioned like the inputs."""
+        return f"{self.app_id}-user-state-changelog"
 
     @cached_property
     def output_topics(self) -> tuple[str, str, str]:

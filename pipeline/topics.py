@@ -25,6 +25,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     ]
     compacted = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
     specs.append(NewTopic(settings.topic_scores, n, 1, topic_configs=dict(compacted)))
+    specs.append(NewTopic(settings.changelog_topic, n, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.topic_models, 1, 1, topic_configs=dict(compacted)))
     return specs
 

@@ -1,4 +1,4 @@
-"""The Faust worker process: scoring agent, ClickHouse sink service and metrics endpoint."""
+"""The Faust worker process: scoring engine, models, ClickHouse sink service and metrics."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import faust
 from mode import Service
 from prometheus_client import start_http_server
 
-from agents import models, scoring
+from agents import models
 from agents.models import ModelsService
+from agents.scoring import ScoringEngine
 from pipeline import metrics
 from pipeline.app import create_app
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
+from pipeline.store import UserStore
 from sinks.base import BatchingSink
 from sinks.exceptions import SinkError
 from sinks.factory import open_client
@@ -33,19 +36,23 @@ class SinkService(Service):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
         self._closed = False
 
-    async def flush(self) -> None:
+    async def flush(self) -> bool:
+        """Write what the sink holds; false when the store refused it (the rows stay)."""
         if self._closed:
-            return
+            return False
         loop = asyncio.get_running_loop()
         try:
             written = await loop.run_in_executor(self._executor, self.sink.flush)
         except SinkError as exc:
             metrics.SINK_FAILURES.inc()
             log.error("%s", exc)
+            return False
         else:
             for table, count in written.items():
                 metrics.SINK_ROWS.labels(table).inc(count)
-        metrics.SINK_PENDING.set(self.sink.pending)
+            return True
+        finally:
+            metrics.SINK_PENDING.set(self.sink.pending)
 
     @Service.task
     async def _flush_loop(self) -> None:
@@ -58,24 +65,6 @@ class SinkService(Service):
         self._closed = True
         self._executor.shutdown(wait=True)
         self.sink.client.close()
-
-
-class FlushBeforeCommit(faust.Sensor):
-    """Writes the sink's rows before the consumer commits offsets, so rows of committed
-    messages are never only in memory when the worker dies."""
-
-    def __init__(self, sink: BatchingSink, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.sink = sink
-
-    def on_commit_initiated(self, consumer: object) -> None:
-        try:
-            for table, count in self.sink.flush().items():
-                metrics.SINK_ROWS.labels(table).inc(count)
-        except SinkError as exc:
-            metrics.SINK_FAILURES.inc()
-            log.error("flush before commit: %s", exc)
-        metrics.SINK_PENDING.set(self.sink.pending)
 
 
 class MetricsService(Service):
@@ -95,7 +84,9 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     client = open_client(settings)
     client.ensure_schema()
     sink = BatchingSink(client)
-    scorer = scoring.register(wiring, settings, sink)
+    sink_service = SinkService(sink, settings.sink_flush_seconds)
+    scorer = Scorer(settings, UserStore(), expected_topics=settings.input_topics)
+    engine = ScoringEngine(settings, scorer, sink, sink_service.flush)
     models_service = ModelsService(
         wiring,
         scorer.enricher,
@@ -103,21 +94,14 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         settings.data_dir / "worker" / "models.pkl",
     )
     models.register(wiring, models_service)
-    wiring.app.sensors.add(FlushBeforeCommit(sink))
-    inputs = set(settings.input_topics)
-
-    @wiring.app.on_partitions_assigned.connect
-    async def _assigned(_app: faust.App, assigned: set[object], **_: object) -> None:
-        count = sum(1 for tp in assigned if getattr(tp, "topic", None) in inputs)
-        metrics.ASSIGNED_PARTITIONS.set(count)
-
-    sink_service = SinkService(sink, settings.sink_flush_seconds)
     metrics_service = MetricsService(settings.api_host, settings.worker_metrics_port)
+    # Stopped in reverse order: the engine's last checkpoint still has the sink.
     return faust.Worker(
         wiring.app,
         metrics_service,
         sink_service,
         models_service,
+        engine,
         loglevel=loglevel,
         quiet=True,
         redirect_stdouts=False,

@@ -88,7 +88,7 @@ def _iso(value: datetime | None) -> str | None:
 def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("crash")
     prefix = f"cr{uuid.uuid4().hex[:8]}"
-    env = {"MODEL_REFIT_SECONDS": "3600", "TABLE_STORE": "memory://"}
+    env = {"MODEL_REFIT_SECONDS": "3600", "TABLE_STORE": "rocksdb://"}
     with chdb_pipeline(broker, tmp, prefix, **env) as pipeline:
         yield pipeline
 

@@ -82,7 +82,7 @@ def message(draw: st.DrawFn) -> tuple[str, bytes]:
 def test_every_message_is_scored_duplicate_or_dead_lettered(
     messages: list[tuple[str, bytes]],
 ) -> None:
-    scorer = Scorer(Settings(clickhouse_url="memory://"), {})
+    scorer = Scorer(Settings(clickhouse_url="memory://"))
     counts: Counter[str] = Counter()
     scored_by_user: Counter[str] = Counter()
     paid_by_user: Counter[str] = Counter()
@@ -105,6 +105,7 @@ def test_every_message_is_scored_duplicate_or_dead_lettered(
         paid_by_user[outcome.document.user_id] += event["type"] == "order_paid"
     assert counts["scored"] + counts["duplicate"] + counts["dead"] == len(messages)
     for user_id, scored in scored_by_user.items():
-        state = orjson.loads(scorer.state[user_id])
-        assert state["version"] == scored
-        assert state["order_count"] == paid_by_user[user_id]
+        state = scorer.store.get(user_id)
+        assert state is not None
+        assert state.version == scored
+        assert state.order_count == paid_by_user[user_id]

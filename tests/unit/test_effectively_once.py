@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
+from pipeline.store import encode_user
 from sinks.base import BatchingSink, ClickHouseClient, Row
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -29,20 +29,25 @@ def paid(event_id: str, amount: str = "10") -> bytes:
     )
 
 
+def stored(scorer: Scorer) -> bytes:
+    user = scorer.store.get("u1")
+    assert user is not None
+    return encode_user(user, 2)
+
+
 def test_a_replay_changes_nothing_and_writes_its_row_again() -> None:
-    state: dict[str, Any] = {}
-    scorer = Scorer(Settings(clickhouse_url="memory://"), state)
+    scorer = Scorer(Settings(clickhouse_url="memory://"))
     first = scorer.score("order-events", paid("a"), now=NOW, partition=2)
     assert first.document is not None
     assert first.document.order_count == 1
-    before = state["u1"]
+    before = stored(scorer)
     replay = scorer.score("order-events", paid("a"), now=NOW, partition=2)
     assert replay.duplicate
     assert replay.document is None
     assert [table for table, _ in replay.rows] == ["events"]  # the row is written again
-    assert state["u1"] == before
+    assert stored(scorer) == before
     assert scorer.score("order-events", paid("b"), now=NOW, partition=2).document
-    assert orjson.loads(state["u1"])["order_count"] == 2
+    assert orjson.loads(stored(scorer))["order_count"] == 2
 
 
 class SlowClient(ClickHouseClient):

@@ -51,7 +51,7 @@ def compare(document: dict[str, Any], ref: Reference) -> None:
 def test_streaming_equals_reference_on_demo_traffic(seed: int) -> None:
     settings = Settings(clickhouse_url="memory://")
     messages = workload(users=120, days=150, seed=seed)
-    scorer = Scorer(settings, {})
+    scorer = Scorer(settings)
     documents: dict[str, dict[str, Any]] = {}
     for topic, raw in messages:
         try:

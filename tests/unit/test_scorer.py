@@ -12,6 +12,7 @@ import pytest
 from pipeline.domain.stages import DAY_MS, Stage
 from pipeline.scorer import Scorer, rules_from
 from pipeline.settings import Settings
+from pipeline.store import UserStore, decode_user, encode_user
 from schemas.validation import Rejection
 
 TS = 1_700_000_000_000
@@ -24,12 +25,12 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def state() -> dict[str, Any]:
-    return {}
+def state() -> UserStore:
+    return UserStore()
 
 
 @pytest.fixture
-def scorer(settings: Settings, state: dict[str, Any]) -> Scorer:
+def scorer(settings: Settings, state: UserStore) -> Scorer:
     return Scorer(settings, state)
 
 
@@ -111,11 +112,15 @@ def test_rows_for_events_transitions_and_scores(scorer: Scorer) -> None:
     assert score["user_id"] == "u1"
 
 
-def test_state_is_stored_as_json_and_picked_up_again(scorer: Scorer, state: dict[str, Any]) -> None:
+def test_state_is_kept_and_picked_up_again(scorer: Scorer, state: UserStore) -> None:
     scorer.score("order-events", order(), now=NOW)
-    stored = orjson.loads(state["u1"])
-    assert stored["stage"] == "new"
-    assert stored["monetary_cents"] == 7100
+    assert state.dirty_partitions() == [0]
+    (changed,) = state.take_dirty(0)
+    stored, partition = decode_user(encode_user(changed, 0))
+    assert partition == 0
+    assert stored.stage == Stage.NEW
+    assert stored.monetary_cents == 7100
+    assert state.take_dirty(0) == []  # taken once
 
     outcome = scorer.score(
         "order-events",
@@ -131,12 +136,12 @@ def test_state_is_stored_as_json_and_picked_up_again(scorer: Scorer, state: dict
     assert [table for table, _ in outcome.rows] == ["events", "user_scores"]
 
 
-def test_users_are_scored_independently(scorer: Scorer, state: dict[str, Any]) -> None:
+def test_users_are_scored_independently(scorer: Scorer, state: UserStore) -> None:
     scorer.score("live-events", like(TS, user_id="a"), now=NOW)
     doc = scorer.score("live-events", like(TS, user_id="b"), now=NOW).document
     assert doc.user_id == "b"
     assert doc.version == 1
-    assert set(state) == {"a", "b"}
+    assert {u.user_id for u in state.users_of(0)} == {"a", "b"}
 
 
 def test_idle_transitions_are_emitted_with_their_rule_time(scorer: Scorer) -> None:
@@ -153,7 +158,7 @@ def test_idle_transitions_are_emitted_with_their_rule_time(scorer: Scorer) -> No
     assert outcome.document.stage == "potential"
 
 
-def test_custom_topic_names_are_honoured(state: dict[str, Any]) -> None:
+def test_custom_topic_names_are_honoured(state: UserStore) -> None:
     scorer = Scorer(Settings(clickhouse_url="memory://", topic_order="shop-orders"), state)
     assert scorer.score("shop-orders", order(), now=NOW).document.stage == "new"
     with pytest.raises(Rejection) as info:
@@ -177,7 +182,7 @@ def test_custom_topic_names_are_honoured(state: dict[str, Any]) -> None:
 )
 def test_bad_messages_are_rejected_with_a_reason(
     scorer: Scorer,
-    state: dict[str, Any],
+    state: UserStore,
     topic: str,
     payload: bytes,
     reason: str,
@@ -188,7 +193,7 @@ def test_bad_messages_are_rejected_with_a_reason(
     assert info.value.reason == reason
     assert in_detail in info.value.detail
     assert str(info.value).startswith(reason)
-    assert state == {}  # nothing of a rejected message reaches the state
+    assert len(state) == 0  # nothing of a rejected message reaches the state
 
 
 def test_missing_field_names_it(scorer: Scorer) -> None:

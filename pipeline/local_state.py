@@ -1,0 +1,82 @@
+"""Each owned partition's users on local disk (RocksDB via rocksdict), with the changelog offset
+they include, so that a restart reads only the changelog's tail instead of all of it.
+
+The changelog topic is the source of truth; this is a cache of it. A write stores the users
+and the offset in one atomic batch, so the two never disagree after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch
+
+log = logging.getLogger(__name__)
+
+_OFFSET_KEY = b"\x00changelog-offset"
+
+
+class LocalPartition:
+    """One partition's users: `None` store keeps nothing (memory://), recovery reads it all."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._db: Rdict | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            options = Options(raw_mode=True)
+            options.create_if_missing(True)
+            self._db = Rdict(str(path), options=options)
+
+    @property
+    def changelog_offset(self) -> int:
+        """The last changelog offset included here; -1 when there is none."""
+        if self._db is None:
+            return -1
+        raw = self._db.get(_OFFSET_KEY)
+        return -1 if raw is None else int(raw)
+
+    def users(self) -> Iterator[tuple[bytes, bytes]]:
+        if self._db is None:
+            return
+        for key, value in self._db.items():
+            if isinstance(key, bytes) and key != _OFFSET_KEY:
+                yield key, bytes(value)
+
+    def write(self, records: Iterable[tuple[bytes, bytes | None]], changelog_offset: int) -> None:
+        """Store the records (None deletes) and the offset they bring the partition to."""
+        if self._db is None:
+            return
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(_OFFSET_KEY, str(changelog_offset).encode())
+        self._db.write(batch)
+
+    def reset(self) -> None:
+        """Forget everything (the changelog no longer holds what this copy was built from)."""
+        if self._db is None or self.path is None:
+            return
+        self._db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(self.path), options=options)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def open_partition(store_url: str, directory: Path, partition: int) -> LocalPartition:
+    """The local copy of a partition for the configured store (`rocksdb://` or `memory://`)."""
+    if store_url.startswith("rocksdb"):
+        return LocalPartition(directory / f"partition-{partition}")
+    return LocalPartition(None)
