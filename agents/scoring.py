@@ -123,6 +123,9 @@ class ScoringEngine(Service):
         self.buffers: dict[int, MergeBuffer] = {}
         self.local: dict[int, LocalPartition] = {}
         self.owned: set[int] = set()
+        self.read_to: dict[TopicPartition, int] = {}  # next offset after the last one read
+        self.last_arrival: dict[int, float] = {}  # monotonic time records last came, by partition
+        self.released_to: dict[int, int] = {}  # latest event time applied, by partition
         self._lock = asyncio.Lock()
         self._sends: list[asyncio.Future[Any]] = []
         self._stopping = False
@@ -223,23 +226,34 @@ class ScoringEngine(Service):
                     await self._reject(exc, tp, record)
                     continue
                 waiting = highwater is not None and record.offset + 1 < highwater
-                scorer.observe(tp.partition, tp.topic, prepared.fact.ts_ms, waiting)
+                scorer.observe(tp.partition, tp.topic, prepared.fact.ts_ms, waiting, arrived)
                 buffer.push(prepared.fact.ts_ms, (prepared, tp, record), arrived)
+            if records:
+                self.read_to[tp] = records[-1].offset + 1
+                self.last_arrival[tp.partition] = arrived
         for topic, count in seen.items():
             metrics.EVENTS_IN.labels(topic).inc(count)
 
         changed: dict[str, UserState] = {}
         scored: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
-        hold_until = time.monotonic() - self.settings.merge_max_hold_seconds
+        mono = time.monotonic()
+        hold_until = mono - self.settings.merge_max_hold_seconds
         for partition in sorted(self.owned):
             buffer = self.buffers.setdefault(partition, MergeBuffer())
-            clock = self.clock(partition)
+            clock = scorer.clock(partition)
+            self._refresh_waiting(partition, clock, mono)
             if len(buffer):
-                if clock.value() is None and buffer.waited_since(hold_until):
+                if clock.unknown and buffer.waited_since(hold_until):
                     # A topic that never showed up must not hold the partition any longer.
                     clock.give_up_unknown()
-                for held, tp, record in buffer.release(clock.value(), hold_until=hold_until):
+
+                def ready(ts: int, arrival: float, clock: PartitionClock = clock) -> bool:
+                    value = clock.value(mono, since=arrival)
+                    return value is not None and ts <= value
+
+                for ts, (held, tp, record) in buffer.release_while(ready, hold_until):
+                    self.released_to[partition] = max(self.released_to.get(partition, ts), ts)
                     outcome = await self._apply(held, tp, record, now)
                     if outcome is not None:
                         if outcome.duplicate:
@@ -248,9 +262,15 @@ class ScoringEngine(Service):
                             scored[tp.topic] += 1
                         self._collect(outcome, changed)
                     self.offsets.done(tp, record.offset)
-            # Idle users whose silent or churned time has come on the partition's clock.
-            for swept in scorer.sweep(partition, now, documents=False):
-                self._collect(swept, changed)
+            # Idle users whose silent or churned time has come, up to the time known safe: no
+            # later than an event released, or than every topic quiet since the last arrival.
+            safe = clock.value(mono, since=self.last_arrival.get(partition))
+            released = self.released_to.get(partition)
+            if released is not None and (safe is None or released > safe):
+                safe = released
+            if safe is not None:
+                for swept in scorer.sweep(partition, now, documents=False, clock_ms=safe):
+                    self._collect(swept, changed)
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():
@@ -261,11 +281,15 @@ class ScoringEngine(Service):
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
 
-    def clock(self, partition: int) -> PartitionClock:
-        clock = self.scorer.clocks.get(partition)
-        if clock is None:
-            clock = self.scorer.clocks[partition] = PartitionClock(self.settings.input_topics)
-        return clock
+    def _refresh_waiting(self, partition: int, clock: PartitionClock, mono: float) -> None:
+        """A topic whose high watermark moved past what was read has records waiting."""
+        assert self.consumer is not None
+        for topic in self.settings.input_topics:
+            tp = TopicPartition(topic, partition)
+            read_to = self.read_to.get(tp)
+            highwater = self.consumer.highwater(tp)
+            if read_to is not None and highwater is not None:
+                clock.set_waiting(topic, highwater > read_to, mono)
 
     async def _apply(
         self, prepared: Prepared, tp: TopicPartition, record: Any, now: datetime
@@ -368,6 +392,9 @@ class ScoringEngine(Service):
                 if tp.topic in self.inputs:
                     self.buffers.pop(tp.partition, MergeBuffer()).clear()
                     self.offsets.forget(tp)
+                    self.read_to.pop(tp, None)
+                    self.last_arrival.pop(tp.partition, None)
+                    self.released_to.pop(tp.partition, None)
                     self.scorer.clocks.pop(tp.partition, None)
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
@@ -383,7 +410,7 @@ class ScoringEngine(Service):
             self.owned = partitions
             for partition in partitions:
                 self.buffers[partition] = MergeBuffer()
-                self.scorer.clocks[partition] = PartitionClock(self.settings.input_topics)
+                self.scorer.clocks.pop(partition, None)
                 await self._resolve_caught_up(partition)
             metrics.ASSIGNED_PARTITIONS.set(sum(1 for tp in assigned if tp.topic in self.inputs))
 
@@ -435,9 +462,11 @@ class ScoringEngine(Service):
         tps = [TopicPartition(topic, partition) for topic in self.settings.input_topics]
         ends = await self.consumer.end_offsets(tps)
         begins = await self.consumer.beginning_offsets(tps)
-        clock = self.scorer.clocks[partition]
+        clock = self.scorer.clock(partition)
+        now = time.monotonic()
         for tp in tps:
             committed = await self.consumer.committed(tp)
             position = begins[tp] if committed is None else committed
+            self.read_to[tp] = position
             if position >= ends[tp]:
-                clock.resolve(tp.topic)
+                clock.resolve(tp.topic, now)

@@ -76,7 +76,16 @@ class LocalPartition:
 
 
 def open_partition(store_url: str, directory: Path, partition: int) -> LocalPartition:
-    """The local copy of a partition for the configured store (`rocksdb://` or `memory://`)."""
-    if store_url.startswith("rocksdb"):
-        return LocalPartition(directory / f"partition-{partition}")
-    return LocalPartition(None)
+    """The local copy of a partition for the configured store (`rocksdb://` or `memory://`).
+
+    A copy that cannot be opened (another worker sharing the data directory holds its lock)
+    is not used: the partition is rebuilt from the changelog alone, which is always right.
+    """
+    if not store_url.startswith("rocksdb"):
+        return LocalPartition(None)
+    path = directory / f"partition-{partition}"
+    try:
+        return LocalPartition(path)
+    except Exception as exc:
+        log.warning("local state %s unusable (%s); reading the changelog instead", path, exc)
+        return LocalPartition(None)

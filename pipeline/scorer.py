@@ -65,11 +65,14 @@ class Scorer:
         settings: Settings,
         store: UserStore | None = None,
         expected_topics: tuple[str, ...] = (),
+        caught_up_hold_s: float = 0.0,
     ) -> None:
-        """`expected_topics` hold each partition's clock until seen or known idle (the worker
-        passes its input topics; in-order replays pass none)."""
+        """`expected_topics` hold each partition's clock until seen or known idle, and a topic
+        read to its end holds it `caught_up_hold_s` longer (the worker passes its input topics
+        and settings; in-order replays pass neither)."""
         self.settings = settings
         self.expected_topics = expected_topics
+        self.caught_up_hold_s = caught_up_hold_s
         self.rules = rules_from(settings)
         self.validator = Validator(
             settings.fx_rates,
@@ -108,17 +111,24 @@ class Scorer:
         self._timers(partition)
 
     def sweep(
-        self, partition: int, now: datetime | None = None, documents: bool = True
+        self,
+        partition: int,
+        now: datetime | None = None,
+        documents: bool = True,
+        clock_ms: int | None = None,
     ) -> list[Outcome]:
         """Advance the users of a partition whose stage fell due on its event clock.
 
         Users who send nothing still go silent and churned, at the exact time the rule fires.
+        `clock_ms` overrides the partition clock (the worker passes the time it knows safe).
         """
         now = now or datetime.now(tz=UTC)
         timers = self._timers(partition)
         outcomes: list[Outcome] = []
         partition_clock = self.clocks.get(partition)
-        clock = partition_clock.value() if partition_clock else None
+        clock = clock_ms
+        if clock is None and partition_clock is not None:
+            clock = partition_clock.value()
         if clock is None:
             return outcomes
         for user_id in timers.pop_due(clock):
@@ -175,13 +185,21 @@ class Scorer:
         event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
         return Prepared(topic, event, to_fact(event, self.settings.fx_rates))
 
-    def observe(self, partition: int, topic: str, ts_ms: int, more_waiting: bool) -> int | None:
-        """Move the partition's event clock; returns it."""
+    def observe(
+        self, partition: int, topic: str, ts_ms: int, more_waiting: bool, now: float = 0.0
+    ) -> int | None:
+        """Move the partition's event clock (`now`: monotonic seconds); returns it."""
+        clock = self.clock(partition)
+        clock.observe(topic, ts_ms, more_waiting, now)
+        return clock.value(now)
+
+    def clock(self, partition: int) -> PartitionClock:
         clock = self.clocks.get(partition)
         if clock is None:
-            clock = self.clocks[partition] = PartitionClock(self.expected_topics)
-        clock.observe(topic, ts_ms, more_waiting)
-        return clock.value()
+            clock = self.clocks[partition] = PartitionClock(
+                self.expected_topics, self.caught_up_hold_s
+            )
+        return clock
 
     def apply_event(
         self,

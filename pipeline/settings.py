@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     dedup_horizon_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     dedup_max_ids: int = Field(default=512, ge=1)
     dedup_min_ids: int = Field(default=256, ge=0)
+    merge_caught_up_hold_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="How long a topic read to its end still holds its partition's clock.",
+    )
     merge_max_hold_seconds: float = Field(
         default=10.0, gt=0, description="Longest an event waits for slower topics to catch up."
     )

@@ -85,7 +85,12 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     client.ensure_schema()
     sink = BatchingSink(client)
     sink_service = SinkService(sink, settings.sink_flush_seconds)
-    scorer = Scorer(settings, UserStore(), expected_topics=settings.input_topics)
+    scorer = Scorer(
+        settings,
+        UserStore(),
+        expected_topics=settings.input_topics,
+        caught_up_hold_s=settings.merge_caught_up_hold_seconds,
+    )
     engine = ScoringEngine(settings, scorer, sink, sink_service.flush)
     models_service = ModelsService(
         wiring,

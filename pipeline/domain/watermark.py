@@ -10,38 +10,80 @@ not mark users silent because one topic ran ahead of another.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
 
 class PartitionClock:
     """`expected` topics hold the clock until each is seen or known to be caught up (after a
-    restart, a topic read ahead of the others must not push the clock past their backlog)."""
+    restart, a topic read ahead of the others must not push the clock past their backlog).
 
-    def __init__(self, expected: tuple[str, ...] = ()) -> None:
+    A topic read to its end still holds the clock at its latest time until it has been quiet
+    for `caught_up_hold_s` (wall seconds, given as `now`) since it was read to its end and
+    since the arrival (`since`) of the record asking: a producer writes the four topics one
+    after another, so when one of them brings a record, the others' records of the same moment
+    may be landing right now. A topic known to be caught up but not seen since this worker got
+    the partition holds everything (its latest time is unknown) for as long.
+    """
+
+    def __init__(self, expected: tuple[str, ...] = (), caught_up_hold_s: float = 0.0) -> None:
         self._latest: dict[str, int] = {}
         self._waiting: dict[str, bool] = {}
+        self._caught_up_at: dict[str, float] = {}
         self.unknown: set[str] = set(expected)
+        self.hold_s = caught_up_hold_s
 
     def give_up_unknown(self) -> int | None:
         """Stop waiting for topics not seen yet; returns the clock."""
         self.unknown.clear()
         return self.value()
 
-    def resolve(self, topic: str) -> None:
-        """The topic has nothing waiting: it no longer holds the clock."""
+    def resolve(self, topic: str, now: float = 0.0) -> None:
+        """The topic has nothing waiting: it no longer holds the clock (after the hold)."""
         self.unknown.discard(topic)
+        if topic not in self._waiting:
+            self._waiting[topic] = False
+            self._caught_up_at[topic] = now
 
-    def observe(self, topic: str, ts_ms: int, more_waiting: bool) -> None:
+    def observe(self, topic: str, ts_ms: int, more_waiting: bool, now: float = 0.0) -> None:
         latest = self._latest.get(topic)
         self._latest[topic] = ts_ms if latest is None else max(latest, ts_ms)
-        self._waiting[topic] = more_waiting
         self.unknown.discard(topic)
+        self._waiting[topic] = more_waiting
+        if more_waiting:
+            self._caught_up_at.pop(topic, None)
+        else:  # read to its end just now: the hold starts again
+            self._caught_up_at[topic] = now
 
-    def value(self) -> int | None:
+    def set_waiting(self, topic: str, more_waiting: bool, now: float = 0.0) -> None:
+        """Whether the topic has records not read yet, learnt from its high watermark without
+        a new record."""
+        if topic not in self._waiting:
+            return
+        was_waiting = self._waiting[topic]
+        self._waiting[topic] = more_waiting
+        if more_waiting:
+            self._caught_up_at.pop(topic, None)
+        elif was_waiting:
+            self._caught_up_at[topic] = now
+
+    def value(self, now: float = 0.0, since: float | None = None) -> int | None:
+        """The clock for a record that arrived at `since` (None: only the catch-up counts)."""
         if not self._latest or self.unknown:
             return None
-        behind = [ts for topic, ts in self._latest.items() if self._waiting[topic]]
-        return min(behind) if behind else max(self._latest.values())
+        bounds: list[int] = []
+        for topic, waiting in self._waiting.items():
+            if not waiting:
+                quiet_from = self._caught_up_at.get(topic, now)
+                if since is not None:
+                    quiet_from = max(quiet_from, since)
+                if now - quiet_from >= self.hold_s:
+                    continue
+            latest = self._latest.get(topic)
+            if latest is None:
+                return None  # may still bring anything: hold everything
+            bounds.append(latest)
+        return min(bounds) if bounds else max(self._latest.values())
 
 
 class MergeBuffer:
@@ -78,6 +120,22 @@ class MergeBuffer:
             return out
         while heap and clock_ms is not None and heap[0][0] <= clock_ms:
             out.append(heapq.heappop(heap)[3])
+        return out
+
+    def release_while(
+        self, ready: Callable[[int, float], bool], hold_until: float | None = None
+    ) -> list[tuple[int, Any]]:
+        """(event time, item) in event-time order while `ready(ts, arrival)` holds for the
+        oldest; all of them once the oldest arrival is before `hold_until`."""
+        heap = self._heap
+        if hold_until is not None and heap and min(entry[2] for entry in heap) < hold_until:
+            everything = [(entry[0], entry[3]) for entry in sorted(heap)]
+            heap.clear()
+            return everything
+        out: list[tuple[int, Any]] = []
+        while heap and ready(heap[0][0], heap[0][2]):
+            entry = heapq.heappop(heap)
+            out.append((entry[0], entry[3]))
         return out
 
     def clear(self) -> list[Any]:

@@ -18,6 +18,7 @@ from tests.integration.parts import (
     Proc,
     free_port,
     lifecycle,
+    metric_at,
     start_broker,
     start_clickhouse_server,
     wait_until,
@@ -119,14 +120,7 @@ def start_pipeline(env: dict[str, str], tmp: Path) -> Running:
 
 def worker_metric(running: Running, name: str) -> float:
     """Sum of a metric's samples on the worker's /metrics."""
-    text = httpx.get(
-        f"http://127.0.0.1:{running.settings.worker_metrics_port}/metrics", timeout=5
-    ).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
+    return metric_at(running.settings.worker_metrics_port, name)
 
 
 def wait_worker_assigned(running: Running) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.broker import tansu_command
@@ -52,6 +53,16 @@ def port_listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def metric_at(port: int, name: str) -> float:
+    """Sum of a metric's samples on the /metrics of a local port."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 class Proc:

@@ -1,0 +1,99 @@
+"""The partition clock across topics read at different speeds, and the merge buffer."""
+
+from __future__ import annotations
+
+from pipeline.domain.watermark import MergeBuffer, PartitionClock
+
+
+def test_topics_with_records_waiting_hold_the_clock_at_the_least_of_them() -> None:
+    clock = PartitionClock()
+    clock.observe("live", 100, more_waiting=True)
+    clock.observe("order", 500, more_waiting=True)
+    assert clock.value() == 100
+    clock.observe("live", 600, more_waiting=False)  # live read to its end
+    assert clock.value() == 500
+
+
+def test_when_every_topic_is_read_to_its_end_the_clock_is_the_latest_time() -> None:
+    clock = PartitionClock()
+    clock.observe("live", 100, more_waiting=False)
+    clock.observe("order", 500, more_waiting=False)
+    assert clock.value() == 500
+
+
+def test_expected_topics_hold_until_seen_resolved_or_given_up() -> None:
+    clock = PartitionClock(("live", "order", "chat"))
+    clock.observe("live", 100, more_waiting=False)
+    assert clock.value() is None
+    clock.resolve("order")
+    assert clock.value() is None  # chat is still unknown
+    assert clock.give_up_unknown() == 100
+
+
+def test_a_topic_just_read_to_its_end_holds_for_the_hold_then_lets_go() -> None:
+    clock = PartitionClock(caught_up_hold_s=0.5)
+    clock.observe("live", 100, more_waiting=False, now=10.0)
+    clock.observe("order", 900, more_waiting=True, now=10.0)
+    assert clock.value(now=10.2) == 100  # live's next record may be landing right now
+    assert clock.value(now=10.6) == 900  # quiet for longer than the hold: it lets go
+    clock.observe("live", 200, more_waiting=False, now=11.0)  # a new record: holds again
+    assert clock.value(now=11.1) == 200
+
+
+def test_a_high_watermark_past_what_was_read_makes_a_topic_hold_again() -> None:
+    clock = PartitionClock(caught_up_hold_s=0.5)
+    clock.observe("live", 100, more_waiting=False, now=0.0)
+    clock.observe("order", 900, more_waiting=False, now=0.0)
+    assert clock.value(now=5.0) == 900
+    clock.set_waiting("live", True, now=5.0)  # more live records landed
+    assert clock.value(now=5.0) == 100
+    clock.set_waiting("live", False, now=6.0)
+    assert clock.value(now=6.2) == 100  # just read to its end: held
+    assert clock.value(now=6.6) == 900
+    clock.set_waiting("touch", True, now=6.6)  # never seen: no effect
+    assert clock.value(now=6.6) == 900
+
+
+def test_the_merge_buffer_releases_in_event_time_order_up_to_the_clock() -> None:
+    buffer = MergeBuffer()
+    for ts, item in [(300, "c"), (100, "a"), (200, "b"), (100, "a2")]:
+        buffer.push(ts, item, arrived=1.0)
+    assert buffer.release(150) == ["a", "a2"]  # ties keep their arrival order
+    assert buffer.release(None) == []
+    assert len(buffer) == 2
+    assert buffer.waited_since(2.0)
+    assert buffer.release(150, hold_until=2.0) == ["b", "c"]  # waited too long: all go
+    assert len(buffer) == 0
+
+
+def test_a_quiet_topic_holds_a_newly_arrived_record_for_the_hold() -> None:
+    clock = PartitionClock(caught_up_hold_s=0.5)
+    clock.observe("chat", 100, more_waiting=False, now=0.0)
+    clock.observe("live", 900, more_waiting=False, now=20.0)  # after a long quiet spell
+    assert clock.value(now=20.0) == 900  # nothing asked: chat has been quiet for long
+    assert clock.value(now=20.1, since=20.0) == 100  # chat's records of now may be landing
+    assert clock.value(now=20.6, since=20.0) == 900
+
+
+def test_a_topic_caught_up_but_unseen_holds_everything_for_the_hold() -> None:
+    clock = PartitionClock(("live", "chat"), caught_up_hold_s=0.5)
+    clock.resolve("chat", now=0.0)  # nothing to read when the partition came here
+    clock.observe("live", 900, more_waiting=False, now=10.0)
+    assert clock.value(now=10.1, since=10.0) is None
+    assert clock.value(now=10.6, since=10.0) == 900
+    clock.set_waiting("chat", True, now=11.0)  # then its high watermark moved
+    assert clock.value(now=30.0, since=11.0) is None
+    clock.observe("chat", 800, more_waiting=False, now=31.0)
+    assert clock.value(now=31.0, since=31.0) == 800
+
+
+def test_release_while_stops_at_the_first_event_not_ready() -> None:
+    buffer = MergeBuffer()
+    for ts, arrival in [(100, 1.0), (200, 2.0), (300, 3.0)]:
+        buffer.push(ts, f"e{ts}", arrival)
+    assert buffer.release_while(lambda ts, arrival: arrival < 2.5) == [
+        (100, "e100"),
+        (200, "e200"),
+    ]
+    assert buffer.release_while(lambda ts, arrival: False, hold_until=3.5) == [(300, "e300")]
+    assert len(buffer) == 0
