@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test soak unit integration lint clickhouse-server clean
+.PHONY: install run test soak bench unit integration lint clickhouse-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: install clickhouse-server lint
 ## Long fault runs: a worker killed with SIGKILL mid-stream, checked against the reference.
 soak: install clickhouse-server
 	$(PY) -m pytest -q -m soak
+
+## Throughput of the full worker against the raw client limit, on the same topic contents.
+bench: install
+	$(PY) -m bench.throughput --users $(or $(USERS),10000) --events $(or $(EVENTS),200000)
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline against the raw client limit, on the real broker."""

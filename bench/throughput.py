@@ -1,0 +1,207 @@
+"""First throughput run: the raw aiokafka + orjson limit and the full worker, on the same
+topic contents (a realistic mixed workload from the demo's simulated shop).
+
+    python -m bench.throughput --users 10000 --events 200000
+
+Prints one JSON object as its last line. The full `make bench` of the benchmark issue builds
+on this (peer, latency, recovery figures); this one measures throughput only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from pipeline.broker import start_tansu
+from pipeline.demo import topics_of
+from pipeline.demo_model import World, utc_midnight
+from pipeline.settings import Settings
+from pipeline.topics import ensure_topics
+
+Message = tuple[str, bytes, bytes]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def generate(settings: Settings, users: int, events: int, seed: int) -> list[Message]:
+    """`events` messages of `users` simulated users, in event-time order, ~1% resends."""
+    topics = topics_of(settings)
+    now = datetime.now(tz=UTC)
+    days = 30
+    while True:
+        start = utc_midnight(now) - timedelta(days=days)
+        world = World(users, start, days, seed)
+        out = [e for d in range(days) for e in world.day(start + timedelta(days=d))]
+        out = [e for e in out if e.ts < now]
+        if len(out) >= events or days >= 3650:
+            break
+        days = int(days * events / max(1, len(out)) * 1.1) + 1
+    out.sort(key=lambda e: e.ts)
+    messages = [
+        (topics[type(e)], e.user_id.encode(), e.model_dump_json(exclude_none=True).encode())
+        for e in out[-events:]
+    ]
+    rng = random.Random(seed)
+    for _ in range(len(messages) // 100):
+        i = rng.randrange(len(messages))
+        messages.insert(min(len(messages), i + 1 + rng.randrange(100)), messages[i])
+    return messages[:events]
+
+
+async def produce(bootstrap: str, messages: list[Message]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks=1
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(t, key=k, value=v) for t, k, v in messages]
+        await producer.flush()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_rate(bootstrap: str, topics: list[str], expected: int) -> dict[str, float]:
+    """aiokafka getmany + orjson on every value, from offset zero; timed from the first batch."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    seen, first = 0, None
+    try:
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            if batches and first is None:
+                first = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    seconds = time.perf_counter() - (first or time.perf_counter())
+    return {"events": seen, "seconds": seconds, "events_per_s": seen / seconds}
+
+
+def metric(port: int, name: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def run_worker(env: dict[str, str], port: int, expected: int, log: Path) -> dict[str, float]:
+    """Start a worker, time its start-up and how fast it works through `expected` events."""
+    started = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+    try:
+        first = done = None
+        while done is None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with {proc.returncode}; see {log}")
+            try:
+                processed = sum(
+                    metric(port, name)
+                    for name in (
+                        "lifecycle_events_scored_total",
+                        "lifecycle_duplicates_total",
+                        "lifecycle_dead_letters_total",
+                    )
+                )
+            except httpx.HTTPError:
+                processed = 0
+            now = time.perf_counter()
+            if processed > 0 and first is None:
+                first = now
+            if processed >= expected:
+                done = now
+            if now - started > 1800:
+                raise RuntimeError(f"only {processed} of {expected} events after 30 minutes")
+            time.sleep(0.05)  # polling a metrics endpoint, not a race
+        assert first is not None
+        return {
+            "startup_s": first - started,
+            "seconds": done - first,
+            "events_per_s": expected / (done - first),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
+    port = free_port()
+    broker = start_tansu("127.0.0.1", port, tmp / "broker.log")
+    try:
+        metrics_port = free_port()
+        env = dict(os.environ)
+        env.update(
+            KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
+            CLICKHOUSE_URL=f"chdb:///{tmp / 'chdb'}",
+            DATA_DIR=str(tmp / "data"),
+            WORKER_METRICS_PORT=str(metrics_port),
+            APP_ID="bench",
+            MODEL_REFIT_SECONDS="3600",
+        )
+        env.pop("EMBEDDED", None)
+        settings = Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], clickhouse_url="memory://")
+        asyncio.run(ensure_topics(settings))
+        t0 = time.perf_counter()
+        messages = generate(settings, args.users, args.events, args.seed)
+        generated_s = time.perf_counter() - t0
+        produce_s = asyncio.run(produce(settings.kafka_bootstrap, messages))
+        inputs = list(settings.input_topics)
+        raw = asyncio.run(raw_rate(settings.kafka_bootstrap, inputs, len(messages)))
+        worker = run_worker(env, metrics_port, len(messages), tmp / "worker.log")
+        result: dict[str, Any] = {
+            "events": len(messages),
+            "users": args.users,
+            "generate_s": round(generated_s, 2),
+            "produce_s": round(produce_s, 2),
+            "raw_events_per_s": round(raw["events_per_s"]),
+            "events_per_s": round(worker["events_per_s"]),
+            "ratio_to_raw": round(worker["events_per_s"] / raw["events_per_s"], 3),
+            "startup_s": round(worker["startup_s"], 2),
+        }
+        print(orjson.dumps(result).decode())
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+if __name__ == "__main__":
+    main()
