@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pipeline.broker import start_tansu
 from pipeline.demo import topics_of
 from pipeline.demo_model import World, utc_midnight
+from pipeline.metrics import metric_sum
 from pipeline.settings import Settings
 from pipeline.topics import ensure_topics
 
@@ -107,12 +108,7 @@ async def raw_rate(bootstrap: str, topics: list[str], expected: int) -> dict[str
 
 
 def metric(port: int, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
+    return metric_sum(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, name)
 
 
 def run_worker(env: dict[str, str], port: int, expected: int, log: Path) -> dict[str, float]:

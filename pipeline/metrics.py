@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+
+def metric_sum(exposition: str, name: str) -> float:
+    """Sum of the samples of a metric in Prometheus text exposition (for tests and the bench)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
 EVENTS_IN = Counter("lifecycle_events_in_total", "Messages read from input topics", ["topic"])
 EVENTS_SCORED = Counter("lifecycle_events_scored_total", "Events applied to user state", ["topic"])
 DUPLICATES = Counter(

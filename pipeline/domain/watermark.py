@@ -109,19 +109,6 @@ class MergeBuffer:
         self._seq += 1
         heapq.heappush(self._heap, (ts_ms, self._seq, arrived, item))
 
-    def release(self, clock_ms: int | None, hold_until: float | None = None) -> list[Any]:
-        """Items with event time at or before the clock; all of them once the oldest arrival
-        is before `hold_until` (a bound on how long anything waits)."""
-        out: list[Any] = []
-        heap = self._heap
-        if hold_until is not None and heap and min(entry[2] for entry in heap) < hold_until:
-            clock_ms = None
-            out = [heapq.heappop(heap)[3] for _ in range(len(heap))]
-            return out
-        while heap and clock_ms is not None and heap[0][0] <= clock_ms:
-            out.append(heapq.heappop(heap)[3])
-        return out
-
     def release_while(
         self, ready: Callable[[int, float], bool], hold_until: float | None = None
     ) -> list[tuple[int, Any]]:

@@ -18,6 +18,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.broker import tansu_command
+from pipeline.metrics import metric_sum
 
 T = TypeVar("T")
 
@@ -57,12 +58,7 @@ def port_listening(port: int) -> bool:
 
 def metric_at(port: int, name: str) -> float:
     """Sum of a metric's samples on the /metrics of a local port."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
+    return metric_sum(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, name)
 
 
 class Proc:

@@ -58,11 +58,13 @@ def test_the_merge_buffer_releases_in_event_time_order_up_to_the_clock() -> None
     buffer = MergeBuffer()
     for ts, item in [(300, "c"), (100, "a"), (200, "b"), (100, "a2")]:
         buffer.push(ts, item, arrived=1.0)
-    assert buffer.release(150) == ["a", "a2"]  # ties keep their arrival order
-    assert buffer.release(None) == []
+    up_to_150 = buffer.release_while(lambda ts, _arrival: ts <= 150)
+    assert up_to_150 == [(100, "a"), (100, "a2")]  # ties keep their arrival order
+    assert buffer.release_while(lambda _ts, _arrival: False) == []
     assert len(buffer) == 2
     assert buffer.waited_since(2.0)
-    assert buffer.release(150, hold_until=2.0) == ["b", "c"]  # waited too long: all go
+    everything = buffer.release_while(lambda ts, _arrival: ts <= 150, hold_until=2.0)
+    assert everything == [(200, "b"), (300, "c")]  # waited too long: all go
     assert len(buffer) == 0
 
 
