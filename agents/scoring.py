@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import TopicPartition
@@ -36,11 +37,13 @@ from mode import Service
 from pipeline import metrics
 from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
+from pipeline.domain.triggers import Fired
 from pipeline.domain.watermark import MergeBuffer, PartitionClock
 from pipeline.local_state import LocalPartition, open_partition
 from pipeline.scorer import Outcome, Prepared, Scorer
 from pipeline.settings import Settings
 from pipeline.store import decode_user, encode_user
+from pipeline.user_triggers import trigger_row
 from schemas.validation import Rejection
 from sinks.base import BatchingSink
 
@@ -260,7 +263,7 @@ class ScoringEngine(Service):
                             duplicates[tp.topic] += 1
                         else:
                             scored[tp.topic] += 1
-                        self._collect(outcome, changed)
+                        await self._collect(outcome, changed)
                     self.offsets.done(tp, record.offset)
             # Idle users whose silent or churned time has come, up to the time known safe: no
             # later than an event released, or than every topic quiet since the last arrival.
@@ -270,7 +273,7 @@ class ScoringEngine(Service):
                 safe = released
             if safe is not None:
                 for swept in scorer.sweep(partition, now, documents=False, clock_ms=safe):
-                    self._collect(swept, changed)
+                    await self._collect(swept, changed)
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():
@@ -300,9 +303,22 @@ class ScoringEngine(Service):
             await self._reject(exc, tp, record)
             return None
 
-    def _collect(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
+    async def _collect(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
         for table, row in outcome.rows:
             self.sink.add(table, row)
+            if table == "trigger_outcomes":
+                metrics.TRIGGER_OUTCOMES.labels(row["rule"], row["outcome"]).inc()
+        await self._fire(outcome.fired)
+        comment = outcome.room_comment
+        if comment is not None:
+            assert self.producer is not None
+            self._sends.append(
+                await self.producer.send(
+                    self.settings.room_comments_topic,
+                    key=comment.room_id.encode(),
+                    value=orjson.dumps(comment._asdict()),
+                )
+            )
         for transition in outcome.transitions:
             metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
             if transition.is_reactivation:
@@ -310,12 +326,27 @@ class ScoringEngine(Service):
         if outcome.user is not None and not outcome.duplicate:
             changed[outcome.user.user_id] = outcome.user
 
+    async def _fire(self, fired: list[tuple[Fired, bytes]]) -> None:
+        """Fired triggers to `lifecycle-triggers`, keyed by their subject."""
+        assert self.producer is not None
+        for trigger, message in fired:
+            metrics.TRIGGERS.labels(trigger.rule).inc()
+            self._sends.append(
+                await self.producer.send(
+                    self.settings.topic_triggers, key=trigger.subject_id.encode(), value=message
+                )
+            )
+
     async def _publish(self, users: list[UserState], now: datetime) -> None:
-        """Each changed user's score document, once per batch, to the compacted topic."""
+        """Each changed user's score document, once per batch, to the compacted topic, and
+        the triggers of rules on model scores it fired."""
         assert self.producer is not None
         topic = self.settings.topic_scores
-        for document, row in self.scorer.documents(users, now):
+        for document, row, fired in self.scorer.documents(users, now):
             self.sink.add("user_scores", row)
+            for trigger, _ in fired:
+                self.sink.add("triggers", trigger_row(trigger, now))
+            await self._fire(fired)
             self._sends.append(
                 await self.producer.send(
                     topic, key=document.user_id.encode(), value=document.model_dump_json().encode()

@@ -10,15 +10,19 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
 
 from api.metrics import REQUEST_SECONDS, REQUESTS
-from api.routes import health, models, users
+from api.routes import health, models, triggers, users
 from api.scores_view import CompactedView, ScoresView
+from api.triggers_view import TriggersView
+from pipeline.domain.triggers import load_rules
 from pipeline.settings import Settings
 
 
 def create_api(settings: Settings) -> FastAPI:
     """The service; refuses to build without keys, or with the dev keys outside embedded mode."""
     settings.check_api_keys()
+    rules = load_rules(settings.triggers_file)
     view = ScoresView(settings)
+    triggers_view = TriggersView(settings, rules)
     models_view = CompactedView(settings, settings.topic_models)
 
     @asynccontextmanager
@@ -28,7 +32,9 @@ def create_api(settings: Settings) -> FastAPI:
         app.state.producer = producer
         await view.start()
         await models_view.start()
+        await triggers_view.start()
         yield
+        await triggers_view.stop()
         await models_view.stop()
         await view.stop()
         await producer.stop()
@@ -42,6 +48,8 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.view = view
     app.state.models_view = models_view
+    app.state.triggers_view = triggers_view
+    app.state.rules = rules
 
     @app.middleware("http")
     async def measure(
@@ -58,5 +66,6 @@ def create_api(settings: Settings) -> FastAPI:
 
     app.include_router(users.router)
     app.include_router(models.router)
+    app.include_router(triggers.router)
     app.include_router(health.router)
     return app

@@ -30,9 +30,34 @@ def up(no_demo: bool) -> None:
 @click.option("--loglevel", default="warning", show_default=True)
 def worker(loglevel: str) -> None:
     """Run the Faust scoring worker."""
+    from pipeline.domain.triggers import RulesError
     from pipeline.worker import run_worker
 
-    run_worker(_settings(), loglevel)
+    try:
+        run_worker(_settings(), loglevel)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def rules() -> None:
+    """Trigger rules."""
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def rules_check(path: Path | None) -> None:
+    """Check a rules file (default: TRIGGERS_FILE, else the shipped rules) and list its rules."""
+    from pipeline.domain.triggers import RulesError, load_rules
+
+    try:
+        rule_set = load_rules(path or _settings().triggers_file)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for rule in rule_set.rules:
+        cooldown = rule.cooldown_ms / 1000
+        click.echo(f"{rule.name:<24} {rule.subject:<5} cooldown {cooldown:>9.0f}s  {rule.action}")
+    click.echo(f"{len(rule_set.rules)} rules OK in {rule_set.source}")
 
 
 @main.command()
@@ -41,11 +66,12 @@ def api() -> None:
     import uvicorn
 
     from api.main import create_api
+    from pipeline.domain.triggers import RulesError
 
     settings = _settings()
     try:
         app = create_api(settings)
-    except SettingsError as exc:
+    except (SettingsError, RulesError) as exc:
         raise click.ClickException(str(exc)) from exc
     # uvicorn shuts down gracefully, then re-raises the signal to the handler it found: make
     # that handler a clean exit, so a normal stop is not reported as a crash.

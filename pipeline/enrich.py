@@ -82,8 +82,9 @@ class Enricher:
             self.models.population.update(old, None)
         self.buyers.pop(user_id, None)
 
-    def on_event(self, user: UserState, fact: Fact) -> None:
-        """Engagement and sentiment of the event, and the user's move in the population."""
+    def on_event(self, user: UserState, fact: Fact) -> str | None:
+        """Engagement and sentiment of the event, and the user's move in the population;
+        returns the sentiment label of the event's text when it was classified."""
         amount = (
             watch_amount(fact.seconds) if fact.type == "watch" else interaction_amount(fact.type)
         )
@@ -92,14 +93,17 @@ class Enricher:
             add(engagement, fact.ts_ms, amount, self.half_life_ms)
             user.engagement_value, user.engagement_at_ms = engagement.value, engagement.at_ms
         latest = user.sentiment_at_ms is None or fact.ts_ms >= user.sentiment_at_ms
+        label = None
         if fact.text is not None and fact.type in TEXT_TYPES and latest:
             sentiment = classify(fact.text)
+            label = sentiment.label
             user.sentiment_label, user.sentiment_score = (
                 sentiment.label,
                 round(sentiment.score, 4),
             )
             user.sentiment_at_ms = fact.ts_ms
         self.track(user)
+        return label
 
     def on_transitions(self, user: UserState, transitions: list[Transition]) -> None:
         """Churn labels as the stage rules resolve them: silent, then churned or back."""

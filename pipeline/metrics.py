@@ -39,3 +39,12 @@ EVENT_CLOCK = Gauge("lifecycle_event_clock_seconds", "Latest event time applied 
 CHECKPOINTS = Counter(
     "lifecycle_checkpoints_total", "State, rows and offsets made durable together"
 )
+TRIGGERS = Counter("lifecycle_triggers_total", "Triggers fired", ["rule"])
+TRIGGER_OUTCOMES = Counter(
+    "lifecycle_trigger_outcomes_total",
+    "Touches answering a trigger, and paid orders inside its attribution window",
+    ["rule", "outcome"],
+)
+ROOM_COMMENTS = Counter(
+    "lifecycle_room_comments_total", "Live comments counted by the room rules", ["status"]
+)

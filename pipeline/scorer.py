@@ -9,19 +9,32 @@ from typing import Any, NamedTuple
 
 from pipeline.domain.document import score_document
 from pipeline.domain.facts import to_fact
+from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
 from pipeline.domain.state import Fact, Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
+from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.domain.watermark import PartitionClock
 from pipeline.enrich import Enricher
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
 from pipeline.store import UserStore
+from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
 from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
 from schemas.validation import Rejection, Validator
 
 log = logging.getLogger(__name__)
+
+
+class RoomComment(NamedTuple):
+    """A live comment, for the room rules (which see a room's comments from every user)."""
+
+    room_id: str
+    event_id: str
+    ts_ms: int
+    negative: bool
+    user_id: str
 
 
 class Prepared(NamedTuple):
@@ -45,6 +58,8 @@ class Outcome:
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     duplicate: bool = False
     user: UserState | None = None
+    fired: list[tuple[Fired, bytes]] = field(default_factory=list)
+    room_comment: RoomComment | None = None
 
 
 def rules_from(settings: Settings) -> StageRules:
@@ -66,6 +81,7 @@ class Scorer:
         store: UserStore | None = None,
         expected_topics: tuple[str, ...] = (),
         caught_up_hold_s: float = 0.0,
+        rules: RuleSet | None = None,
     ) -> None:
         """`expected_topics` hold each partition's clock until seen or known idle, and a topic
         read to its end holds it `caught_up_hold_s` longer (the worker passes its input topics
@@ -74,6 +90,8 @@ class Scorer:
         self.expected_topics = expected_topics
         self.caught_up_hold_s = caught_up_hold_s
         self.rules = rules_from(settings)
+        self.rule_set = rules if rules is not None else load_rules(settings.triggers_file)
+        self.triggers = UserTriggers(self.rule_set)
         self.validator = Validator(
             settings.fx_rates,
             max_bytes=settings.max_message_bytes,
@@ -138,9 +156,10 @@ class Scorer:
             timers.schedule(user_id, next_due(user, self.rules, clock))
             if not transitions:
                 continue
+            fired = self.triggers.on_transitions(user, transitions)
             user.version += 1
             self.store.put(user, partition)
-            outcomes.append(self._outcome(user, transitions, now, documents))
+            outcomes.append(self._outcome(user, transitions, now, documents, fired))
         return outcomes
 
     def document(self, user: UserState, now: datetime) -> ScoreDocument:
@@ -151,16 +170,28 @@ class Scorer:
 
     def documents(
         self, users: list[UserState], now: datetime
-    ) -> list[tuple[ScoreDocument, dict[str, Any]]]:
-        """Documents and `user_scores` rows of users changed by a batch, once per user."""
+    ) -> list[tuple[ScoreDocument, dict[str, Any], list[tuple[Fired, bytes]]]]:
+        """Documents and `user_scores` rows of users changed by a batch, once per user, with
+        the triggers of rules on model scores that fired on them (and their `triggers` rows,
+        which the caller writes)."""
         out = []
         for user in users:
             document = self.document(user, now)
-            out.append((document, score_row(document)))
+            fired = self._encoded(self.triggers.on_document(user, document), now)
+            out.append((document, score_row(document), fired))
         return out
 
+    @staticmethod
+    def _encoded(fired: list[Fired], now: datetime) -> list[tuple[Fired, bytes]]:
+        return [(f, encode_trigger(f, now)) for f in fired]
+
     def _outcome(
-        self, user: UserState, transitions: list[Transition], now: datetime, document: bool
+        self,
+        user: UserState,
+        transitions: list[Transition],
+        now: datetime,
+        document: bool,
+        fired: list[Fired],
     ) -> Outcome:
         rows: list[tuple[str, dict[str, Any]]] = [
             ("stage_transitions", transition_row(t, now)) for t in transitions
@@ -169,7 +200,10 @@ class Scorer:
         if document:
             doc = self.document(user, now)
             rows.append(("user_scores", score_row(doc)))
-        return Outcome(document=doc, transitions=transitions, rows=rows, user=user)
+            fired = fired + self.triggers.on_document(user, doc)
+        encoded = self._encoded(fired, now)
+        rows += [("triggers", trigger_row(f, now)) for f, _ in encoded]
+        return Outcome(document=doc, transitions=transitions, rows=rows, user=user, fired=encoded)
 
     def event_clock_ms(self) -> int | None:
         """The latest partition clock of this scorer, for the metric."""
@@ -225,9 +259,17 @@ class Scorer:
             rows = [("events", event_row(topic, event, fact, now))]
             return Outcome(document=None, transitions=[], rows=rows, duplicate=True)
         self._timers(partition)  # this partition's users are in the population models
-        transitions = apply(user, fact, self.rules)
-        self.enricher.on_event(user, fact)
+        idle = advance(user, self.rules, fact.ts_ms)  # stage changes due before the event
+        fired = self.triggers.on_transitions(user, idle)
+        own = apply(user, fact, self.rules)
+        transitions = idle + own
+        label = self.enricher.on_event(user, fact)
         self.enricher.on_transitions(user, transitions)
+        # What earlier triggers led to (before this event can fire one of its own).
+        touch_outcomes = self.triggers.outcomes(
+            user, fact, event.event_id, getattr(event, "trigger_id", None)
+        )
+        fired += self.triggers.on_event(user, fact, own)
         user.remember(
             digest,
             fact.ts_ms,
@@ -239,8 +281,14 @@ class Scorer:
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
         )
-        outcome = self._outcome(user, transitions, now, document)
+        outcome = self._outcome(user, transitions, now, document, fired)
         outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
+        outcome.rows += [("trigger_outcomes", outcome_row(o, now)) for o in touch_outcomes]
+        if fact.type == "comment" and fact.room_id is not None and fact.text is not None:
+            label = label or classify(fact.text).label
+            outcome.room_comment = RoomComment(
+                fact.room_id, event.event_id, fact.ts_ms, label == "negative", user.user_id
+            )
         return outcome
 
     def score(

@@ -113,6 +113,14 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Longest an event waits for slower topics to catch up."
     )
 
+    # Trigger rules (SPEC section 5): a YAML file; the packaged defaults when unset.
+    triggers_file: Path | None = Field(
+        default=None, description="Rules file of the triggers; default: the shipped rules."
+    )
+    room_comment_lateness_seconds: float = Field(
+        default=60.0, ge=0, description="How late a live comment may come and still count."
+    )
+
     # Sink batching.
     sink_flush_rows: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=0.5, gt=0)
@@ -152,6 +160,16 @@ class Settings(BaseSettings):
     def changelog_topic(self) -> str:
         """The compacted topic that holds every user's state, partitioned like the inputs."""
         return f"{self.app_id}-user-state-changelog"
+
+    @cached_property
+    def room_comments_topic(self) -> str:
+        """Live comments re-keyed by room: each room's comments meet in one room engine."""
+        return f"{self.app_id}-room-comments"
+
+    @cached_property
+    def room_changelog_topic(self) -> str:
+        """The compacted topic that holds every room's window and firing marks."""
+        return f"{self.app_id}-room-state-changelog"
 
     @cached_property
     def output_topics(self) -> tuple[str, str, str]:

@@ -16,6 +16,7 @@ from types import FrameType
 import httpx
 
 from pipeline.broker import BrokerError, port_open, start_tansu, wait_for_port
+from pipeline.domain.triggers import RulesError, load_rules
 from pipeline.settings import DEV_ADMIN_KEY, DEV_API_KEY, Settings, SettingsError, load_settings
 from pipeline.topics import ensure_topics
 
@@ -157,7 +158,8 @@ def run_up(demo: bool = True) -> int:
     """Run everything until Ctrl-C or until a child fails; returns the exit code."""
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        load_rules(settings.triggers_file)
+    except (SettingsError, RulesError) as exc:
         print(f"lifecycle up: {exc}", file=sys.stderr)
         return 2
     embedded = "KAFKA_BOOTSTRAP" not in os.environ

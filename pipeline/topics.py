@@ -21,11 +21,13 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             settings.topic_triggers,
             settings.topic_dead_letters,
             settings.topic_commands,
+            settings.room_comments_topic,
         )
     ]
     compacted = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
     specs.append(NewTopic(settings.topic_scores, n, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.changelog_topic, n, 1, topic_configs=dict(compacted)))
+    specs.append(NewTopic(settings.room_changelog_topic, n, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.topic_models, 1, 1, topic_configs=dict(compacted)))
     return specs
 

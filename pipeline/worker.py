@@ -12,9 +12,11 @@ from prometheus_client import start_http_server
 
 from agents import models
 from agents.models import ModelsService
+from agents.rooms import RoomEngine
 from agents.scoring import ScoringEngine
 from pipeline import metrics
 from pipeline.app import create_app
+from pipeline.domain.triggers import load_rules
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
@@ -80,6 +82,7 @@ class MetricsService(Service):
 
 
 def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
+    rules = load_rules(settings.triggers_file)  # an invalid rules file stops the start here
     wiring = create_app(settings)
     client = open_client(settings)
     client.ensure_schema()
@@ -90,8 +93,10 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         UserStore(),
         expected_topics=settings.input_topics,
         caught_up_hold_s=settings.merge_caught_up_hold_seconds,
+        rules=rules,
     )
     engine = ScoringEngine(settings, scorer, sink, sink_service.flush)
+    rooms = RoomEngine(settings, rules.room_rules, sink, sink_service.flush)
     models_service = ModelsService(
         wiring,
         scorer.enricher,
@@ -106,6 +111,7 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         metrics_service,
         sink_service,
         models_service,
+        rooms,
         engine,
         loglevel=loglevel,
         quiet=True,

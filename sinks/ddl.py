@@ -76,6 +76,34 @@ CREATE TABLE IF NOT EXISTS {db}user_scores (
     updated_at DateTime('UTC')
 ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
 """,
+    "triggers": """
+CREATE TABLE IF NOT EXISTS {db}triggers (
+    id String,
+    rule String,
+    action String,
+    subject_type String,
+    subject_id String,
+    reason String,
+    at DateTime('UTC'),
+    at_ms Int64,
+    fired_at DateTime('UTC'),
+    fired_ms Int64
+) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(at) ORDER BY (rule, subject_id, at_ms, id)
+""",
+    "trigger_outcomes": """
+CREATE TABLE IF NOT EXISTS {db}trigger_outcomes (
+    trigger_id String,
+    rule String,
+    outcome String,
+    user_id String,
+    event_id String,
+    at DateTime('UTC'),
+    at_ms Int64,
+    amount_base Decimal(18, 2),
+    recorded_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(at)
+  ORDER BY (rule, trigger_id, outcome, event_id)
+""",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -19,10 +19,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(view: ViewDep) -> JSONResponse:
-    """Ready once the scores view has caught up with the topic."""
-    body = {"ready": view.ready, "users": len(view.documents)}
-    code = status.HTTP_200_OK if view.ready else status.HTTP_503_SERVICE_UNAVAILABLE
+async def readyz(view: ViewDep, request: Request) -> JSONResponse:
+    """Ready once the scores view and the trigger feed have caught up with their topics."""
+    triggers = request.app.state.triggers_view
+    ready = view.ready and triggers.ready
+    body = {"ready": ready, "users": len(view.documents), "triggers": triggers.ready}
+    code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body, status_code=code)
 
 

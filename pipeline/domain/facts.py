@@ -36,4 +36,6 @@ def to_fact(event: AnyEvent, fx_rates: dict[str, float]) -> Fact:
         amount_cents=amount,
         seconds=float(fields.get("seconds") or 0.0),
         text=fields.get("text"),
+        room_id=fields.get("room_id"),
+        session_id=fields.get("session_id"),
     )

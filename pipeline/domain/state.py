@@ -23,6 +23,8 @@ class Fact:
     amount_cents: int = 0  # in the base currency, for orders
     seconds: float = 0.0  # watched, for `watch`
     text: str | None = None  # of a comment or chat message
+    room_id: str | None = None  # of a live event
+    session_id: str | None = None  # of a live event: one broadcast
 
     @property
     def is_interaction(self) -> bool:
@@ -78,6 +80,15 @@ class UserState:
     sentiment_at_ms: int | None = None
     # Churn-model features taken when the user went silent, until the label is known.
     churn_snapshot: dict[str, float] | None = None
+    # The live session the user watched last (by event time) and the seconds watched in it.
+    watch_session_id: str | None = None
+    watch_session_s: float = 0.0
+    watch_session_ms: int | None = None
+    # Trigger rules whose condition held at their last evaluation, and when each last fired.
+    held_rules: list[str] = field(default_factory=list)
+    fired_rules: dict[str, int] = field(default_factory=dict)
+    # Triggers fired for the user still inside their attribution window: [id, rule, at, until].
+    recent_triggers: list[list[Any]] = field(default_factory=list)
     # Digests of recent event ids with their event times, oldest first, for dropping duplicates.
     seen_ids: dict[int, int] = field(default_factory=dict)
 
@@ -133,6 +144,18 @@ def _move(state: UserState, to: Stage | None, at_ms: int, out: list[Transition])
     out.append(transition)
 
 
+def _watch(state: UserState, fact: Fact) -> None:
+    """Seconds watched in the user's latest live session; a late report of an earlier
+    session does not count towards the current one."""
+    if fact.session_id == state.watch_session_id:
+        state.watch_session_s += fact.seconds
+        state.watch_session_ms = max(state.watch_session_ms or fact.ts_ms, fact.ts_ms)
+    elif state.watch_session_ms is None or fact.ts_ms >= state.watch_session_ms:
+        state.watch_session_id = fact.session_id
+        state.watch_session_s = fact.seconds
+        state.watch_session_ms = fact.ts_ms
+
+
 def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition]:
     """Move the stage along the event clock up to `now_ms` with no new event.
 
@@ -172,6 +195,8 @@ def apply(state: UserState, fact: Fact, rules: StageRules) -> list[Transition]:
         if len(recent) > 1 and recent[-2] > ts:
             recent.sort()
         del recent[: -rules.active_min_interactions]
+    if fact.type == "watch" and fact.session_id is not None:
+        _watch(state, fact)
     if fact.type == PAID:
         state.order_count += 1
         state.monetary_cents += fact.amount_cents

@@ -92,8 +92,11 @@ def test_paid_order_produces_a_new_customer_document(scorer: Scorer) -> None:
 
 def test_rows_for_events_transitions_and_scores(scorer: Scorer) -> None:
     rows = scorer.score("order-events", order(), now=NOW).rows
-    assert [table for table, _ in rows] == ["events", "stage_transitions", "user_scores"]
-    event, transition, score = (row for _, row in rows)
+    # The first paid order also fires the `first_order` trigger.
+    tables = ["events", "stage_transitions", "user_scores", "triggers"]
+    assert [table for table, _ in rows] == tables
+    event, transition, score, trigger = (row for _, row in rows)
+    assert (trigger["rule"], trigger["subject_id"], trigger["at_ms"]) == ("first_order", "u1", TS)
     assert event["event_id"] == "e1"
     assert event["topic"] == "order-events"
     assert event["ts_ms"] == TS

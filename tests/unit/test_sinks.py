@@ -144,7 +144,8 @@ def test_abstract_client_cannot_be_instantiated() -> None:
 def test_memory_client_schema_and_unknown_table() -> None:
     client = MemoryClient()
     client.ensure_schema()
-    assert set(client.tables) == set(TABLES) == {"events", "stage_transitions", "user_scores"}
+    tables = {"events", "stage_transitions", "user_scores", "triggers", "trigger_outcomes"}
+    assert set(client.tables) == set(TABLES) == tables
     with pytest.raises(SinkError, match="no table nope"):
         client.insert("nope", [{"a": 1}])
 

@@ -1,0 +1,195 @@
+"""User trigger rules applied to a user's state: when they fire, and what came of them.
+
+Firing marks are kept in the user's state (and so in its changelog record): a restart or a
+replay of events the state already has fires nothing again, and a replay from scratch fires
+the same triggers at the same event times, with the same ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from pipeline.domain.state import PAID, Fact, Transition, UserState
+from pipeline.domain.triggers import Fired, Marks, Rule, RuleSet, Value, evaluate
+from schemas.scores import ScoreDocument
+
+MAX_RECENT_TRIGGERS = 16
+
+
+def state_values(
+    user: UserState, stage: str | None = None, previous: str | None = None
+) -> dict[str, Value]:
+    return {
+        "stage": stage if stage is not None else (user.stage.value if user.stage else None),
+        "previous_stage": previous,
+        "order_count": user.order_count,
+        "refund_count": user.refund_count,
+        "interactions": user.interactions,
+        "reactivations": user.reactivations,
+        "monetary": user.monetary_cents / 100,
+        "session_watch_seconds": user.watch_session_s,
+        "sentiment": user.sentiment_label,
+    }
+
+
+def document_values(user: UserState, doc: ScoreDocument) -> dict[str, Value]:
+    values = state_values(user)
+    rfm, purchase = doc.rfm, doc.purchase
+    values.update(
+        rfm_class=rfm.rfm_class if rfm else None,
+        segment=rfm.segment if rfm else None,
+        r=rfm.r if rfm else None,
+        f=rfm.f if rfm else None,
+        m=rfm.m if rfm else None,
+        churn_probability=doc.churn_probability,
+        p_alive=purchase.p_alive if purchase else None,
+        expected_purchases=purchase.expected_purchases if purchase else None,
+        expected_order_value=purchase.expected_order_value if purchase else None,
+        clv=purchase.clv if purchase else None,
+        atv=purchase.atv if purchase else None,
+        engagement=doc.engagement,
+    )
+    return values
+
+
+@dataclass(frozen=True)
+class TouchOutcome:
+    """A touch or a paid order that followed a trigger: the rule's effectiveness."""
+
+    trigger_id: str
+    rule: str
+    outcome: str  # sent, opened, clicked, order
+    user_id: str
+    event_id: str
+    at_ms: int
+    amount_cents: int = 0
+
+
+class UserTriggers:
+    """Evaluates the user rules of a rule set against one user at a time."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.on_state: tuple[Rule, ...] = tuple(r for r in rules.user_rules if not r.on_document)
+        self.on_doc: tuple[Rule, ...] = tuple(r for r in rules.user_rules if r.on_document)
+        self.attribution_ms = {r.name: r.attribution_ms for r in rules.user_rules}
+
+    def _run(
+        self, rules: tuple[Rule, ...], user: UserState, values: dict[str, Value], at_ms: int
+    ) -> list[Fired]:
+        if not rules:
+            return []
+        marks = Marks(set(user.held_rules), user.fired_rules)
+        fired = evaluate(rules, marks, values, "user", user.user_id, at_ms)
+        user.held_rules = sorted(marks.held)
+        for trigger in fired:
+            until = trigger.at_ms + self.attribution_ms.get(trigger.rule, 0)
+            user.recent_triggers.append([trigger.id, trigger.rule, trigger.at_ms, until])
+            del user.recent_triggers[:-MAX_RECENT_TRIGGERS]
+        return fired
+
+    def on_transitions(self, user: UserState, transitions: list[Transition]) -> list[Fired]:
+        """Rules on the user's state at each stage change, at the time it happened."""
+        fired: list[Fired] = []
+        for t in transitions:
+            previous = t.from_stage.value if t.from_stage else None
+            values = state_values(user, t.to_stage.value, previous)
+            fired += self._run(self.on_state, user, values, t.at_ms)
+        return fired
+
+    def on_event(self, user: UserState, fact: Fact, transitions: list[Transition]) -> list[Fired]:
+        """Rules on the user's state after an event (and the stage change it made)."""
+        own = [t for t in transitions if t.at_ms >= fact.ts_ms]
+        previous = None
+        if own and own[-1].from_stage is not None:
+            previous = own[-1].from_stage.value
+        return self._run(self.on_state, user, state_values(user, previous=previous), fact.ts_ms)
+
+    def on_document(self, user: UserState, doc: ScoreDocument) -> list[Fired]:
+        """Rules on model scores, when the user's document is computed."""
+        if not self.on_doc:
+            return []
+        at_ms = user.clock_ms or user.last_event_ms
+        if at_ms is None:
+            return []
+        return self._run(self.on_doc, user, document_values(user, doc), at_ms)
+
+    def outcomes(
+        self, user: UserState, fact: Fact, event_id: str, trigger_ref: str | None
+    ) -> list[TouchOutcome]:
+        """Touches answering a trigger, and paid orders inside a trigger's window."""
+        recent = user.recent_triggers
+        out: list[TouchOutcome] = []
+        if trigger_ref is not None and fact.type.startswith("touch_"):
+            rule = next((r[1] for r in recent if r[0] == trigger_ref), "")
+            kind = fact.type.removeprefix("touch_")
+            out.append(TouchOutcome(trigger_ref, rule, kind, user.user_id, event_id, fact.ts_ms))
+        elif fact.type == PAID:
+            for trigger, rule, at_ms, until in recent:
+                if at_ms <= fact.ts_ms <= until:
+                    out.append(
+                        TouchOutcome(
+                            trigger,
+                            rule,
+                            "order",
+                            user.user_id,
+                            event_id,
+                            fact.ts_ms,
+                            fact.amount_cents,
+                        )
+                    )
+        if recent:
+            newest = user.last_event_ms or fact.ts_ms
+            recent[:] = [r for r in recent if r[3] >= newest]
+        return out
+
+
+def encode_trigger(fired: Fired, now: datetime) -> bytes:
+    """The `lifecycle-triggers` record of a fired trigger (see schemas.triggers.Trigger)."""
+    return orjson.dumps(
+        {
+            "id": fired.id,
+            "rule": fired.rule,
+            "action": fired.action,
+            "subject_type": fired.subject_type,
+            "subject_id": fired.subject_id,
+            "reason": fired.reason,
+            "at": datetime.fromtimestamp(fired.at_ms / 1000, tz=UTC),
+            "at_ms": fired.at_ms,
+            "fired_at": now,
+        }
+    )
+
+
+def trigger_row(fired: Fired, now: datetime) -> dict[str, Any]:
+    return {
+        "id": fired.id,
+        "rule": fired.rule,
+        "action": fired.action,
+        "subject_type": fired.subject_type,
+        "subject_id": fired.subject_id,
+        "reason": orjson.dumps(fired.reason).decode(),
+        "at": datetime.fromtimestamp(fired.at_ms / 1000, tz=UTC),
+        "at_ms": fired.at_ms,
+        "fired_at": now,
+        "fired_ms": int(now.timestamp() * 1000),
+    }
+
+
+def outcome_row(outcome: TouchOutcome, now: datetime) -> dict[str, Any]:
+    return {
+        "trigger_id": outcome.trigger_id,
+        "rule": outcome.rule,
+        "outcome": outcome.outcome,
+        "user_id": outcome.user_id,
+        "event_id": outcome.event_id,
+        "at": datetime.fromtimestamp(outcome.at_ms / 1000, tz=UTC),
+        "at_ms": outcome.at_ms,
+        "amount_base": Decimal(outcome.amount_cents).scaleb(-2),
+        "recorded_at": now,
+    }

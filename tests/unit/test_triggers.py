@@ -1,0 +1,394 @@
+"""Trigger rules: the rules file, every default rule on a scripted sequence and its near miss,
+cooldowns, stable ids, state kept across a restart, and attribution of touches and orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.domain.rooms import RoomWindow
+from pipeline.domain.stages import DAY_MS
+from pipeline.domain.triggers import (
+    DEFAULT_RULES_FILE,
+    Marks,
+    RulesError,
+    duration_ms,
+    evaluate,
+    load_rules,
+    parse_rules,
+    trigger_id,
+)
+from pipeline.scorer import Outcome, Scorer
+from pipeline.settings import Settings
+from pipeline.store import UserStore, decode_user, encode_user
+from pipeline.user_triggers import UserTriggers
+from schemas.scores import RfmBlock
+from schemas.triggers import Trigger
+
+T0 = 1_760_000_000_000
+NOW = datetime(2027, 6, 1, tzinfo=UTC)
+HOUR_MS = 3_600_000
+SPEC_RULES = {
+    "became_silent", "became_churned", "first_order", "repeat_buyer", "became_high_value",
+    "churn_risk", "long_watch", "room_negative_sentiment",
+}  # fmt: skip
+
+
+def fired_rules(outcomes: list[Outcome]) -> list[str]:
+    return [f.rule for o in outcomes for f, _ in o.fired]
+
+
+class Script:
+    """One user's events through a real scorer, with the triggers each step fired."""
+
+    def __init__(self, user_id: str = "u1", store: UserStore | None = None) -> None:
+        self.scorer = Scorer(Settings(clickhouse_url="memory://"), store or UserStore())
+        self.user_id = user_id
+        self.n = 0
+
+    def send(self, topic: str, type_: str, at_ms: int, **fields: Any) -> Outcome:
+        self.n += 1
+        data = {"event_id": f"{self.user_id}-{self.n}", "type": type_, "user_id": self.user_id,
+                "ts": at_ms, **fields}  # fmt: skip
+        return self.scorer.score(topic, orjson.dumps(data), now=NOW)
+
+    def live(self, type_: str, at_ms: int, session: str = "s1", **fields: Any) -> Outcome:
+        return self.send("live-events", type_, at_ms, room_id="r1", session_id=session, **fields)
+
+    def order(self, type_: str, at_ms: int, order_id: str = "o1") -> Outcome:
+        return self.send("order-events", type_, at_ms, order_id=order_id, amount="99.00",
+                         currency="CNY", channel="live")  # fmt: skip
+
+    def touch(self, type_: str, at_ms: int, trigger: str | None) -> Outcome:
+        return self.send("touch-events", type_, at_ms, campaign_id="c1", channel="wecom",
+                         trigger_id=trigger)  # fmt: skip
+
+    def sweep(self, at_ms: int) -> list[Outcome]:
+        return self.scorer.sweep(0, now=NOW, clock_ms=at_ms)
+
+
+# -- the rules file ------------------------------------------------------------------------
+
+
+def test_shipped_rules_are_the_spec_defaults() -> None:
+    rules = load_rules()
+    assert set(rules.names) == SPEC_RULES
+    room = rules.by_name("room_negative_sentiment")
+    assert room is not None
+    assert (room.subject, room.window_ms, room.cooldown_ms) == ("room", 300_000, 600_000)
+    long_watch = rules.by_name("long_watch")
+    assert long_watch is not None
+    assert not long_watch.on_document
+    churn = rules.by_name("churn_risk")
+    assert churn is not None
+    assert churn.on_document
+
+
+def rules_text(**changes: Any) -> str:
+    rule: dict[str, Any] = {"name": "r1", "when": {"order_count": {"gte": 1}}, "cooldown": "1d",
+                            "action": "a"}  # fmt: skip
+    rule.update(changes)
+    rule = {k: v for k, v in rule.items() if v is not None}
+    return orjson.dumps({"rules": [rule]}).decode()  # JSON is YAML
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules: [", "not valid YAML"),
+        ("just: text", "top-level `rules:` list"),
+        (rules_text(when={"order_cnt": {"gte": 1}}), "rule 'r1': unknown field 'order_cnt'"),
+        (rules_text(when={"order_count": {"more": 1}}), "rule 'r1': field 'order_count'"),
+        (rules_text(when={"order_count": 1}), "rule 'r1': field 'order_count' needs a test"),
+        (rules_text(when={"stage": {"gt": 1}}), "rule 'r1': field 'stage' is text"),
+        (rules_text(when={}), "rule 'r1': `when` has no test"),
+        (rules_text(when={"any": []}), "rule 'r1': `any` must be a list"),
+        (rules_text(cooldown=None), "rule 'r1': cooldown: Field required"),
+        (rules_text(cooldown="soon"), "rule 'r1': cooldown: Value error, 'soon' is not a duration"),
+        (rules_text(cooldown=-5), "rule 'r1': cooldown"),
+        (rules_text(name="Bad Name"), "rule 'Bad Name': name"),
+        (rules_text(subject="room", when={"comments": {"gte": 2}}), "needs a `window`"),
+        (rules_text(window="5m"), "rule 'r1': `window` is for room rules only"),
+        (rules_text(subject="room", window="5m"), "rule 'r1': unknown field 'order_count'"),
+        (rules_text(colour="red"), "rule 'r1': colour: Extra inputs are not permitted"),
+    ],
+)
+def test_an_invalid_rules_file_is_refused_naming_the_rule_and_the_problem(
+    text: str, message: str
+) -> None:
+    with pytest.raises(RulesError, match=r"^rules\.yaml: ") as caught:
+        parse_rules(text, "rules.yaml")
+    assert message in str(caught.value)
+
+
+def test_a_rule_defined_twice_and_a_missing_file_are_refused(tmp_path: Path) -> None:
+    one = orjson.loads(rules_text())["rules"][0]
+    with pytest.raises(RulesError, match="rule 'r1' is defined twice"):
+        parse_rules(orjson.dumps({"rules": [one, one]}).decode())
+    with pytest.raises(RulesError, match="cannot read the rules file"):
+        load_rules(tmp_path / "missing.yaml")
+
+
+def test_an_edited_copy_of_the_rules_file_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(DEFAULT_RULES_FILE.read_text().replace("{gte: 10800}", "{gte: 3600}"))
+    script = Script()
+    script.scorer = Scorer(Settings(clickhouse_url="memory://"), rules=load_rules(path))
+    assert fired_rules([script.live("watch", T0, seconds=3600)]) == ["long_watch"]
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("30d", 30 * DAY_MS),
+        ("12h", 12 * HOUR_MS),
+        ("5m", 300_000),
+        ("90s", 90_000),
+        ("250ms", 250),
+        (1.5, 1500),
+    ],
+)
+def test_durations(text: str | float, ms: int) -> None:
+    assert duration_ms(text) == ms
+
+
+# -- every default rule, and its near miss -------------------------------------------------
+
+
+def test_became_silent_and_churned_fire_at_the_rule_time_and_not_a_millisecond_before() -> None:
+    script = Script()
+    assert fired_rules([script.live("like", T0)]) == []
+    assert fired_rules(script.sweep(T0 + 30 * DAY_MS - 1)) == []
+    silent = script.sweep(T0 + 30 * DAY_MS)
+    assert fired_rules(silent) == ["became_silent"]
+    fired = silent[0].fired[0][0]
+    assert fired.at_ms == T0 + 30 * DAY_MS
+    assert fired.reason == {"stage": "silent"}
+    assert fired_rules(script.sweep(T0 + 90 * DAY_MS - 1)) == []
+    assert fired_rules(script.sweep(T0 + 90 * DAY_MS)) == ["became_churned"]
+
+
+def test_stage_rules_fire_for_idle_changes_found_when_the_next_event_comes() -> None:
+    script = Script()
+    script.live("like", T0)
+    # No sweep in between: the next event finds the user went silent, then churned.
+    outcome = script.live("like", T0 + 100 * DAY_MS)
+    assert [(f.rule, f.at_ms) for f, _ in outcome.fired] == [
+        ("became_silent", T0 + 30 * DAY_MS), ("became_churned", T0 + 90 * DAY_MS)
+    ]  # fmt: skip
+
+
+def test_first_and_repeat_orders() -> None:
+    script = Script()
+    assert fired_rules([script.order("order_created", T0)]) == []  # near miss: not paid
+    assert fired_rules([script.order("order_paid", T0 + 1)]) == ["first_order"]
+    assert fired_rules([script.order("order_refunded", T0 + 2)]) == []  # near miss
+    assert fired_rules([script.order("order_paid", T0 + 3, "o2")]) == ["repeat_buyer"]
+    assert fired_rules([script.order("order_paid", T0 + 4, "o3")]) == []  # already held
+
+
+def test_long_watch_counts_one_session_only() -> None:
+    script = Script()
+    assert fired_rules([script.live("watch", T0, seconds=3600)]) == []
+    assert fired_rules([script.live("watch", T0 + HOUR_MS, seconds=3600)]) == []
+    # Near miss: the third hour is in another broadcast.
+    assert fired_rules([script.live("watch", T0 + 2 * HOUR_MS, "s2", seconds=3600)]) == []
+    assert fired_rules([script.live("watch", T0 + 3 * HOUR_MS, "s2", seconds=3599)]) == []
+    outcome = script.live("watch", T0 + 4 * HOUR_MS, "s2", seconds=3601)
+    assert fired_rules([outcome]) == ["long_watch"]
+    assert outcome.fired[0][0].reason == {"session_watch_seconds": 10800.0}
+
+
+def document_of(script: Script, **changes: Any) -> Any:
+    outcome = script.live("like", T0)
+    doc = outcome.document
+    assert doc is not None
+    return doc.model_copy(update=changes)
+
+
+def rfm(rfm_class: str) -> RfmBlock:
+    return RfmBlock(recency_days=1, frequency=3, monetary=300, r=5, f=5, m=5,
+                    segment="Champions", rfm_class=rfm_class)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_became_high_value_fires_on_class_a_only() -> None:
+    script = Script()
+    triggers = script.scorer.triggers
+    user = script.scorer.store.get("u1") or script.live("like", T0).user
+    doc = document_of(script)
+    assert user is not None
+    assert [
+        f.rule for f in triggers.on_document(user, doc.model_copy(update={"rfm": rfm("B")}))
+    ] == []
+    fired = triggers.on_document(user, doc.model_copy(update={"rfm": rfm("A")}))
+    assert [f.rule for f in fired] == ["became_high_value"]
+    assert fired[0].reason == {"rfm_class": "A"}
+
+
+def test_churn_risk_needs_the_probability_and_an_active_or_high_value_user() -> None:
+    script = Script()
+    for i in range(10):  # ten interactions in a month: active
+        script.live("like", T0 + i)
+    user = script.scorer.store.get("u1")
+    assert user is not None
+    assert user.stage is not None
+    assert user.stage.value == "active"
+    triggers = script.scorer.triggers
+    doc = document_of(script)
+    assert triggers.on_document(user, doc.model_copy(update={"churn_probability": 0.69})) == []
+    fired = triggers.on_document(user, doc.model_copy(update={"churn_probability": 0.7}))
+    assert [f.rule for f in fired] == ["churn_risk"]
+    # Near miss: a potential (not active) user who is not class A.
+    other = Script("u2")
+    other.live("like", T0)
+    second = other.scorer.store.get("u2")
+    assert second is not None
+    risky = document_of(other, churn_probability=0.9, rfm=rfm("B"))
+    assert other.scorer.triggers.on_document(second, risky) == []
+    risky_a = risky.model_copy(update={"rfm": rfm("A")})
+    assert {f.rule for f in other.scorer.triggers.on_document(second, risky_a)} == {
+        "churn_risk", "became_high_value"
+    }  # fmt: skip
+
+
+def comments(
+    room: RoomWindow, count: int, negative: int, spacing_ms: int, start: int = T0
+) -> list[str]:
+    rules = load_rules().room_rules
+    fired: list[str] = []
+    for i in range(count):
+        _, out = room.add(f"c{start}-{i}", start + i * spacing_ms, i < negative, rules, 60_000)
+        fired += [f.rule for f in out]
+    return fired
+
+
+def test_room_negative_sentiment_and_its_near_misses() -> None:
+    assert comments(RoomWindow("r1"), 20, 7, 1000) == ["room_negative_sentiment"]
+    assert comments(RoomWindow("r1"), 19, 7, 1000) == []  # too few comments
+    assert comments(RoomWindow("r1"), 20, 6, 1000) == []  # 30% is not more than 30%
+    # 20 comments, but over more than five minutes: never 20 inside the window.
+    assert comments(RoomWindow("r1"), 20, 20, 16_000) == []
+
+
+def test_a_room_counts_a_comment_once_and_drops_one_too_late() -> None:
+    room = RoomWindow("r1")
+    rules = load_rules().room_rules
+    assert room.add("a", T0, True, rules, 60_000)[0] == "counted"
+    assert room.add("a", T0, True, rules, 60_000)[0] == "duplicate"
+    assert room.add("b", T0 + 10 * 60_000, False, rules, 60_000)[0] == "counted"
+    assert room.add("c", T0 + 10 * 60_000 - 6 * 60_000 - 1, False, rules, 60_000)[0] == "late"
+    assert room.counts(300_000)["comments"] == 1
+    again = RoomWindow.from_dict(orjson.loads(orjson.dumps(room.to_dict())))
+    assert again == room
+
+
+# -- cooldowns, ids, restarts --------------------------------------------------------------
+
+
+def test_cooldown_per_subject_and_rule_on_the_event_clock() -> None:
+    rule = parse_rules(rules_text(when={"monetary": {"gte": 100}})).rules
+    marks = {"u1": Marks(), "u2": Marks()}
+
+    def fire(value: float, at: int, subject: str = "u1") -> list[str]:
+        values = {"monetary": value}
+        return [f.id for f in evaluate(rule, marks[subject], values, "user", subject, at)]
+
+    first = fire(100, T0)
+    assert first == [trigger_id("r1", "u1", T0)]
+    assert fire(50, T0 + 1) == []  # no longer holds
+    assert fire(150, T0 + DAY_MS - 1) == []  # holds again, inside the cooldown
+    assert fire(50, T0 + DAY_MS + 1) == []
+    assert fire(150, T0 + DAY_MS + 2) == [trigger_id("r1", "u1", T0 + DAY_MS + 2)]
+    assert len(fire(150, T0 + DAY_MS + 3, subject="u2")) == 1  # each subject has its own
+
+
+def test_the_cooldown_survives_a_restart_and_a_replay_fires_nothing_again() -> None:
+    script = Script()
+    script.live("like", T0)
+    assert fired_rules(script.sweep(T0 + 30 * DAY_MS)) == ["became_silent"]
+    # The worker restarts: the user comes back from the changelog record.
+    user = script.scorer.store.get("u1")
+    assert user is not None
+    restored, _ = decode_user(encode_user(user, 0))
+    store = UserStore()
+    store.load(restored, 0)
+    again = Script(store=store)
+    again.n = script.n
+    # The events since the last checkpoint are replayed: duplicates, nothing fires.
+    script.n = 0
+    replay = Script(store=store)
+    assert replay.live("like", T0).duplicate
+    # Back within the cooldown and silent again: not a second trigger.
+    assert fired_rules([again.live("like", T0 + 31 * DAY_MS)]) == []
+    assert fired_rules(again.sweep(T0 + 31 * DAY_MS + 30 * DAY_MS - 1)) == []
+    # (The user went silent again 61 days after the first event; the first trigger was at 30.)
+    assert fired_rules(again.sweep(T0 + 61 * DAY_MS)) == ["became_silent"]
+
+
+def test_a_replay_from_scratch_fires_the_same_triggers_with_the_same_ids() -> None:
+    def run() -> list[tuple[str, str, int]]:
+        script = Script()
+        out = [script.order("order_paid", T0), script.live("watch", T0 + 5, seconds=11_000)]
+        out += script.sweep(T0 + 120 * DAY_MS)
+        return [(f.id, f.rule, f.at_ms) for o in out for f, _ in o.fired]
+
+    first = run()
+    assert [rule for _, rule, _ in first] == [
+        "first_order", "long_watch", "became_silent", "became_churned"
+    ]  # fmt: skip
+    assert run() == first
+
+
+def test_the_published_record_follows_the_trigger_schema() -> None:
+    script = Script()
+    fired, message = script.order("order_paid", T0).fired[0]
+    record = Trigger.model_validate_json(message)
+    assert (record.id, record.rule, record.action) == (
+        fired.id,
+        "first_order",
+        "invite_to_community",
+    )
+    assert (record.subject_type, record.subject_id, record.at_ms) == ("user", "u1", T0)
+    assert record.reason == {"order_count": 1}
+    assert record.fired_at == NOW
+
+
+# -- attribution ---------------------------------------------------------------------------
+
+
+def test_touches_and_orders_after_a_trigger_are_its_outcomes() -> None:
+    script = Script()
+    fired = script.order("order_paid", T0).fired[0][0]
+    outcomes = []
+    for kind in ("touch_sent", "touch_opened", "touch_clicked"):
+        outcomes += [row for t, row in script.touch(kind, T0 + 10, fired.id).rows
+                     if t == "trigger_outcomes"]  # fmt: skip
+    assert [(r["rule"], r["outcome"], r["trigger_id"]) for r in outcomes] == [
+        ("first_order", kind, fired.id) for kind in ("sent", "opened", "clicked")
+    ]
+    # A paid order inside the window counts (the second order also fires repeat_buyer).
+    second = script.order("order_paid", T0 + 3 * DAY_MS, "o2")
+    rows = [row for t, row in second.rows if t == "trigger_outcomes"]
+    assert [(r["rule"], r["outcome"], str(r["amount_base"])) for r in rows] == [
+        ("first_order", "order", "99.00")
+    ]
+    # One after the attribution window (7 days) does not count for first_order; it does
+    # for repeat_buyer, which fired 3 days later.
+    third = script.order("order_paid", T0 + 8 * DAY_MS, "o3")
+    rows = [row for t, row in third.rows if t == "trigger_outcomes"]
+    assert [r["rule"] for r in rows] == ["repeat_buyer"]
+    # A touch naming a trigger the user does not have is still recorded, without a rule.
+    stray = script.touch("touch_opened", T0 + 9 * DAY_MS, "nope")
+    assert [(r["rule"], r["outcome"]) for t, r in stray.rows if t == "trigger_outcomes"] == [
+        ("", "opened")
+    ]
+
+
+def test_user_triggers_without_model_rules_skip_documents() -> None:
+    rules = parse_rules(rules_text())
+    triggers = UserTriggers(rules)
+    assert triggers.on_doc == ()
