@@ -18,19 +18,23 @@ class ServerClient(ClickHouseClient):
 
         parsed = urlparse(url)
         self.database = (parsed.path or "/default").lstrip("/") or "default"
-        self._client = Client(
-            host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 9000,
-            user=unquote(parsed.username or "default"),
-            password=unquote(parsed.password or ""),
-            database="default",
-            connect_timeout=connect_timeout,
-            settings={"use_numpy": False},
-        )
+        connect = {
+            "host": parsed.hostname or "127.0.0.1",
+            "port": parsed.port or 9000,
+            "user": unquote(parsed.username or "default"),
+            "password": unquote(parsed.password or ""),
+            "connect_timeout": connect_timeout,
+            "settings": {"use_numpy": False},
+        }
+        # Writes name the database (it may not exist yet when this connects); queries, like
+        # a dashboard's, name bare tables of it.
+        self._client = Client(database="default", **connect)
+        self._reader = Client(database=self.database, **connect)
 
-    def _execute(self, sql: str, params: Any = None, **kwargs: Any) -> Any:
+    def _execute(self, sql: str, params: Any = None, reader: bool = False, **kwargs: Any) -> Any:
         try:
-            return self._client.execute(sql, params, **kwargs)
+            client = self._reader if reader else self._client
+            return client.execute(sql, params, **kwargs)
         except Exception as exc:
             raise SinkError(f"ClickHouse server: {exc}") from exc
 
@@ -47,9 +51,10 @@ class ServerClient(ClickHouseClient):
         )
 
     def query(self, sql: str) -> list[Row]:
-        rows, columns = self._execute(sql, with_column_types=True)
+        rows, columns = self._execute(sql, reader=True, with_column_types=True)
         names = [name for name, _ in columns]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def close(self) -> None:
         self._client.disconnect()
+        self._reader.disconnect()

@@ -175,8 +175,9 @@ class Rule:
         )
 
     def reason(self, values: Mapping[str, Value]) -> dict[str, Value]:
-        """The values the rule looked at, as they were when it fired."""
-        return {name: values.get(name) for name in sorted(self.fields)}
+        """The values the rule looked at (all of a room's counts), as they were when it fired."""
+        names = self.fields | (ROOM_FIELDS.keys() if self.subject == "room" else set())
+        return {name: values.get(name) for name in sorted(names)}
 
 
 @dataclass(frozen=True)
