@@ -48,15 +48,15 @@ def rules() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def rules_check(path: Path | None) -> None:
     """Check a rules file (default: TRIGGERS_FILE, else the shipped rules) and list its rules."""
-    from pipeline.domain.triggers import RulesError, load_rules
+    from pipeline.domain.triggers import RulesError, format_duration, load_rules
 
     try:
         rule_set = load_rules(path or _settings().triggers_file)
     except RulesError as exc:
         raise click.ClickException(str(exc)) from exc
     for rule in rule_set.rules:
-        cooldown = rule.cooldown_ms / 1000
-        click.echo(f"{rule.name:<24} {rule.subject:<5} cooldown {cooldown:>9.0f}s  {rule.action}")
+        cooldown = format_duration(rule.cooldown_ms)
+        click.echo(f"{rule.name:<24} {rule.subject:<5} cooldown {cooldown:>5}  {rule.action}")
     click.echo(f"{len(rule_set.rules)} rules OK in {rule_set.source}")
 
 

@@ -78,6 +78,14 @@ def duration_ms(text: str | int | float) -> int:
     return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
 
 
+def format_duration(ms: int) -> str:
+    """The largest unit that writes `ms` exactly: 30d, 12h, 5m, 90s, 250ms."""
+    for unit in ("d", "h", "m", "s"):
+        if ms and ms % _UNIT_MS[unit] == 0:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms}ms"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

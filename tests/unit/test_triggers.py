@@ -18,6 +18,7 @@ from pipeline.domain.triggers import (
     RulesError,
     duration_ms,
     evaluate,
+    format_duration,
     load_rules,
     parse_rules,
     trigger_id,
@@ -154,6 +155,8 @@ def test_an_edited_copy_of_the_rules_file_is_used(tmp_path: Path) -> None:
 )
 def test_durations(text: str | float, ms: int) -> None:
     assert duration_ms(text) == ms
+    if isinstance(text, str):
+        assert format_duration(ms) == text
 
 
 # -- every default rule, and its near miss -------------------------------------------------
