@@ -92,6 +92,7 @@ class RoomEngine(Service):
             auto_offset_reset="earliest",
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
+            fetch_max_wait_ms=20,
         )
         self.consumer.subscribe([self.settings.room_comments_topic], listener=_Rebalance(self))
         await self.consumer.start()

@@ -168,6 +168,8 @@ class ScoringEngine(Service):
             # the four topics meet in one place.
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # Answer a fetch as soon as records come: a trigger must not wait for a full one.
+            fetch_max_wait_ms=20,
         )
         self.consumer.subscribe(topics=sorted(self.inputs), listener=_Rebalance(self))
         await self.consumer.start()

@@ -4,7 +4,8 @@ topic contents (a realistic mixed workload from the demo's simulated shop).
     python -m bench.throughput --users 10000 --events 200000
 
 Prints one JSON object as its last line. The full `make bench` of the benchmark issue builds
-on this (peer, latency, recovery figures); this one measures throughput only.
+on this (peer, recovery figures); this one measures throughput, and the trigger latency from
+a paid order produced to its trigger on `lifecycle-triggers` against the caught-up worker.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from pipeline.broker import start_tansu
 from pipeline.demo import topics_of
@@ -111,8 +113,66 @@ def metric(port: int, name: str) -> float:
     return metric_sum(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, name)
 
 
-def run_worker(env: dict[str, str], port: int, expected: int, log: Path) -> dict[str, float]:
-    """Start a worker, time its start-up and how fast it works through `expected` events."""
+async def trigger_latency(settings: Settings, count: int, rate: float) -> dict[str, float]:
+    """From a paid order produced to its `first_order` trigger read from the topic, for
+    `count` new buyers at `rate` orders per second, against a caught-up worker."""
+    topic = settings.topic_triggers
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=None, fetch_max_wait_ms=10
+    )
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+
+        async def read() -> None:
+            while len(latencies) < count:
+                batches = await consumer.getmany(timeout_ms=100)
+                arrived = time.perf_counter()
+                for records in batches.values():
+                    for record in records:
+                        data = orjson.loads(record.value)
+                        at = sent.pop(data["subject_id"], None)
+                        if data["rule"] == "first_order" and at is not None:
+                            latencies.append((arrived - at) * 1000)
+
+        reader = asyncio.create_task(read())
+        tag = time.time_ns()
+        for i in range(count):
+            user = f"latency-{tag}-{i}"
+            order = {"event_id": f"{user}-o", "type": "order_paid", "user_id": user,
+                     "ts": int(time.time() * 1000), "order_id": f"{user}-o", "amount": "99.00",
+                     "currency": "CNY", "channel": "live"}  # fmt: skip
+            sent[user] = time.perf_counter()
+            await producer.send(settings.topic_order, key=user.encode(), value=orjson.dumps(order))
+            await asyncio.sleep(1 / rate)
+        await asyncio.wait_for(reader, 60)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    latencies.sort()
+    return {
+        "trigger_p50_ms": latencies[len(latencies) // 2],
+        "trigger_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
+
+
+def run_worker(
+    env: dict[str, str],
+    port: int,
+    expected: int,
+    log: Path,
+    then: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, float]:
+    """Start a worker, time its start-up and how fast it works through `expected` events;
+    `then` measures more against the caught-up worker before it stops."""
     started = time.perf_counter()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -143,11 +203,14 @@ def run_worker(env: dict[str, str], port: int, expected: int, log: Path) -> dict
                 raise RuntimeError(f"only {processed} of {expected} events after 30 minutes")
             time.sleep(0.05)  # polling a metrics endpoint, not a race
         assert first is not None
-        return {
+        figures = {
             "startup_s": first - started,
             "seconds": done - first,
             "events_per_s": expected / (done - first),
         }
+        if then is not None:
+            figures.update(then())
+        return figures
     finally:
         proc.terminate()
         proc.wait(60)
@@ -158,6 +221,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency-orders", type=int, default=200)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
     port = free_port()
@@ -182,7 +246,10 @@ def main() -> None:
         produce_s = asyncio.run(produce(settings.kafka_bootstrap, messages))
         inputs = list(settings.input_topics)
         raw = asyncio.run(raw_rate(settings.kafka_bootstrap, inputs, len(messages)))
-        worker = run_worker(env, metrics_port, len(messages), tmp / "worker.log")
+        worker = run_worker(
+            env, metrics_port, len(messages), tmp / "worker.log",
+            then=lambda: asyncio.run(trigger_latency(settings, args.latency_orders, 20.0)),
+        )  # fmt: skip
         result: dict[str, Any] = {
             "events": len(messages),
             "users": args.users,
@@ -192,6 +259,8 @@ def main() -> None:
             "events_per_s": round(worker["events_per_s"]),
             "ratio_to_raw": round(worker["events_per_s"] / raw["events_per_s"], 3),
             "startup_s": round(worker["startup_s"], 2),
+            "trigger_p50_ms": round(worker["trigger_p50_ms"], 1),
+            "trigger_p99_ms": round(worker["trigger_p99_ms"], 1),
         }
         print(orjson.dumps(result).decode())
     finally:
