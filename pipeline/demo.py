@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import heapq
 import logging
+import random
 import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import Any
+
+import orjson
 
 from pipeline.demo_model import World, utc_midnight
 from pipeline.settings import Settings
@@ -59,6 +63,74 @@ def topics_of(settings: Settings) -> dict[type[AnyEvent], str]:
     }
 
 
+TOUCH_DELAYS = {"touch_sent": 120, "touch_opened": 900, "touch_clicked": 1500}  # seconds
+
+
+def touches_for(trigger: dict[str, Any], rng: random.Random, now: datetime) -> list[TouchEvent]:
+    """How a push service answers a user trigger: a touch sent a couple of minutes after it,
+    opened by some users, clicked by some of those (event ids derive from the trigger, so an
+    answer sent twice is one answer)."""
+    if trigger.get("subject_type") != "user":
+        return []
+    at = datetime.fromtimestamp(int(trigger["at_ms"]) / 1000, tz=UTC)
+    kinds = ["touch_sent"]
+    if rng.random() < 0.6:
+        kinds.append("touch_opened")
+        if rng.random() < 0.4:
+            kinds.append("touch_clicked")
+    return [
+        TouchEvent(
+            event_id=f"{trigger['id']}-{kind}",
+            type=kind,  # type: ignore[arg-type]
+            user_id=trigger["subject_id"],
+            ts=min(at + timedelta(seconds=TOUCH_DELAYS[kind]), now),
+            campaign_id=f"trigger-{trigger['rule']}",
+            channel="wecom",
+            trigger_id=trigger["id"],
+        )
+        for kind in kinds
+    ]
+
+
+class Outreach:
+    """Follows `lifecycle-triggers` (kafka-python, assigned partitions: no consumer group)
+    and answers each user trigger with touches, so the demo's dashboards show the loop."""
+
+    def __init__(self, settings: Settings, seed: int) -> None:
+        from kafka import KafkaConsumer
+
+        self.topic = settings.topic_triggers
+        self.rng = random.Random(seed)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.assigned = False
+
+    def poll(self) -> list[TouchEvent]:
+        from kafka import TopicPartition
+
+        if not self.assigned:
+            partitions = self.consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                return []
+            self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+            self.assigned = True
+        now = datetime.now(tz=UTC)
+        out: list[TouchEvent] = []
+        for records in self.consumer.poll(timeout_ms=0).values():
+            for record in records:
+                try:
+                    out += touches_for(orjson.loads(record.value), self.rng, now)
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    log.warning("demo outreach: unreadable trigger at offset %d", record.offset)
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int:
     """Produce until stopped (or, without `follow`, until the simulation reaches now)."""
     stop = [False]
@@ -77,6 +149,8 @@ def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int
     seq = 0
     day = sim_start
     last_report = time.time()
+    outreach = Outreach(settings, config.seed)
+    next_poll = 0.0
     with EventProducer(settings.kafka_bootstrap, topics=topics_of(settings)) as producer:
         while not stop[0]:
             if not follow and day > datetime.now(tz=UTC):
@@ -95,8 +169,14 @@ def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int
                     break
                 producer.send(event)
                 sent += 1
+                if time.time() >= next_poll:
+                    next_poll = time.time() + 0.5
+                    for touch in outreach.poll():
+                        seq += 1
+                        heapq.heappush(pending, (touch.ts, seq, touch))
             if time.time() - last_report >= 10:
                 print(f"demo: simulated {day:%Y-%m-%d}, {sent} events sent", flush=True)
                 last_report = time.time()
+    outreach.close()
     print(f"demo: stopped after {sent} events", flush=True)
     return sent

@@ -10,7 +10,14 @@ import httpx
 import pytest
 
 from sinks.chdb import ChdbClient
-from tests.integration.parts import Proc, free_port, lifecycle, port_listening, wait_until
+from tests.integration.parts import (
+    Proc,
+    free_port,
+    lifecycle,
+    metric_at,
+    port_listening,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +82,18 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
 
         document = wait_until(first_user, 60, "a demo user in the API", step=0.2)
         assert document["stage"] in {"potential", "new", "active", "silent", "churned"}
+
+        # The demo's push service answers triggers: the loop closes.
+        def a_trigger() -> list[object]:
+            response = httpx.get(f"{api}/v1/triggers?limit=5", headers={"X-API-Key": "dev"})
+            return response.json()["items"] if response.status_code == 200 else []  # type: ignore[no-any-return]
+
+        wait_until(a_trigger, 60, "a trigger in the feed", step=0.2)
+        worker_port = int(env["WORKER_METRICS_PORT"])
+        wait_until(
+            lambda: metric_at(worker_port, "lifecycle_trigger_outcomes_total") > 0,
+            60, "a touch answering a trigger", step=0.2,
+        )  # fmt: skip
         children = _children(up.proc.pid)
         assert len(children) == 4  # broker, worker, api, demo
     finally:
@@ -88,9 +107,11 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
     client = ChdbClient(tmp_path / ".lifecycle" / "chdb")
     try:
         events = client.query("SELECT count() AS n FROM events")[0]["n"]
+        outcomes = client.query("SELECT count() AS n FROM trigger_outcomes")[0]["n"]
     finally:
         client.close()
     assert int(events) > 0
+    assert int(outcomes) > 0
 
     # A second run starts a new, empty broker: it must not serve the previous run's users.
     again = Proc("up2", [*lifecycle("up"), "--no-demo"], env, tmp_path / "up2.log", cwd=tmp_path)

@@ -395,3 +395,22 @@ def test_user_triggers_without_model_rules_skip_documents() -> None:
     rules = parse_rules(rules_text())
     triggers = UserTriggers(rules)
     assert triggers.on_doc == ()
+
+
+def test_the_demo_push_service_answers_user_triggers_only() -> None:
+    import random
+
+    from pipeline.demo import touches_for
+
+    trigger = {"id": "t1", "rule": "first_order", "subject_type": "user", "subject_id": "u1",
+               "at_ms": T0}  # fmt: skip
+    now = datetime.fromtimestamp(T0 / 1000 + 3600, tz=UTC)
+    kinds = set()
+    for seed in range(50):
+        touches = touches_for(trigger, random.Random(seed), now)
+        assert touches[0].type == "touch_sent"
+        assert all(t.trigger_id == "t1" and t.user_id == "u1" for t in touches)
+        assert all(t.ts <= now for t in touches)
+        kinds |= {t.type for t in touches}
+    assert kinds == {"touch_sent", "touch_opened", "touch_clicked"}
+    assert touches_for({**trigger, "subject_type": "room"}, random.Random(1), now) == []
