@@ -109,6 +109,26 @@ async def raw_rate(bootstrap: str, topics: list[str], expected: int) -> dict[str
     return {"events": seen, "seconds": seconds, "events_per_s": seen / seconds}
 
 
+PEER_PYTHON = Path(".venv-peer/bin/python")
+
+
+def peer_rate(bootstrap: str, topics: list[str], expected: int, tmp: Path) -> dict[str, float]:
+    """The Quix Streams peer (bench/peer_quix.py) in its own environment, same topics."""
+    if not PEER_PYTHON.exists():
+        raise RuntimeError(f"{PEER_PYTHON} is missing: `make bench` builds it")
+    script = Path(__file__).with_name("peer_quix.py")
+    with open(tmp / "peer.log", "ab") as log:
+        done = subprocess.run(
+            [str(PEER_PYTHON), str(script), bootstrap, str(tmp / "quix-state"), str(expected),
+             *topics],
+            stdout=subprocess.PIPE, stderr=log, timeout=1800, check=False,
+        )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"the Quix peer failed ({done.returncode}); see {tmp / 'peer.log'}")
+    figures: dict[str, float] = orjson.loads(done.stdout.splitlines()[-1])
+    return figures
+
+
 def metric(port: int, name: str) -> float:
     return metric_sum(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, name)
 
@@ -175,9 +195,18 @@ def run_worker(
     `then` measures more against the caught-up worker before it stops."""
     started = time.perf_counter()
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker"], env=env, stdout=out, stderr=out
-        )
+        command = [sys.executable, "-m", "pipeline.cli", "worker"]
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    profile = os.environ.get("BENCH_PROFILE")
+    spy = None
+    if profile:
+        # py-spy samples the running worker without stopping it: collapsed stacks to `profile`.
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format",
+             "raw", "-r", "100", "-d", os.environ.get("BENCH_PROFILE_SECONDS", "40"),
+             "-o", profile, "--pid", str(proc.pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     try:
         first = done = None
         while done is None:
@@ -212,6 +241,8 @@ def run_worker(
             figures.update(then())
         return figures
     finally:
+        if spy is not None:
+            spy.wait(120)
         proc.terminate()
         proc.wait(60)
 
@@ -246,6 +277,7 @@ def main() -> None:
         produce_s = asyncio.run(produce(settings.kafka_bootstrap, messages))
         inputs = list(settings.input_topics)
         raw = asyncio.run(raw_rate(settings.kafka_bootstrap, inputs, len(messages)))
+        peer = peer_rate(settings.kafka_bootstrap, inputs, len(messages), tmp)
         worker = run_worker(
             env, metrics_port, len(messages), tmp / "worker.log",
             then=lambda: asyncio.run(trigger_latency(settings, args.latency_orders, 20.0)),
@@ -256,8 +288,11 @@ def main() -> None:
             "generate_s": round(generated_s, 2),
             "produce_s": round(produce_s, 2),
             "raw_events_per_s": round(raw["events_per_s"]),
+            "peer_events_per_s": round(peer["events_per_s"]),
+            "peer_startup_s": round(peer["startup_s"], 2),
             "events_per_s": round(worker["events_per_s"]),
             "ratio_to_raw": round(worker["events_per_s"] / raw["events_per_s"], 3),
+            "ratio_to_peer": round(worker["events_per_s"] / peer["events_per_s"], 3),
             "startup_s": round(worker["startup_s"], 2),
             "trigger_p50_ms": round(worker["trigger_p50_ms"], 1),
             "trigger_p99_ms": round(worker["trigger_p99_ms"], 1),

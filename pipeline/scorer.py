@@ -267,7 +267,7 @@ class Scorer:
         self.enricher.on_transitions(user, transitions)
         # What earlier triggers led to (before this event can fire one of its own).
         touch_outcomes = self.triggers.outcomes(
-            user, fact, event.event_id, getattr(event, "trigger_id", None)
+            user, fact, event.event_id, event.__dict__.get("trigger_id")
         )
         fired += self.triggers.on_event(user, fact, own)
         user.remember(

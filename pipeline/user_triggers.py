@@ -84,9 +84,10 @@ class UserTriggers:
     ) -> list[Fired]:
         if not rules:
             return []
-        marks = Marks(set(user.held_rules), user.fired_rules)
-        fired = evaluate(rules, marks, values, "user", user.user_id, at_ms)
-        user.held_rules = sorted(marks.held)
+        # The marks are the user's own list and dict, changed in place.
+        fired = evaluate(
+            rules, Marks(user.held_rules, user.fired_rules), values, "user", user.user_id, at_ms
+        )
         for trigger in fired:
             until = trigger.at_ms + self.attribution_ms.get(trigger.rule, 0)
             user.recent_triggers.append([trigger.id, trigger.rule, trigger.at_ms, until])

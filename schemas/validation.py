@@ -130,7 +130,7 @@ class Validator:
         if event.ts_ms > now_ms + self.future_margin_ms:
             ahead = (event.ts_ms - now_ms) / 1000
             raise Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
-        currency = getattr(event, "currency", None)
+        currency = event.__dict__.get("currency")  # (a missing attribute is slow on a model)
         if currency is not None and currency not in self.currencies:
             known = ", ".join(sorted(self.currencies))
             raise Rejection(UNKNOWN_CURRENCY, "currency", f"{currency} is not one of: {known}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, change_points, stage_at
@@ -112,7 +112,8 @@ class UserState:
             del seen[next(iter(seen))]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Shallow: the encoder copies what it writes (dataclasses.asdict deep-copies every list).
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["stage"] = self.stage.value if self.stage else None
         data["seen_ids"] = [[d, at] for d, at in self.seen_ids.items()]
         return data
@@ -125,6 +126,9 @@ class UserState:
         values["seen_ids"] = {d: at for d, at in values.get("seen_ids") or []}
         values.pop("offsets", None)  # kept by earlier versions
         return cls(**values)
+
+
+_FIELDS = tuple(f.name for f in fields(UserState))
 
 
 def _stage_now(state: UserState, rules: StageRules, at_ms: int) -> Stage | None:

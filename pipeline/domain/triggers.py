@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,11 +95,28 @@ class Test(_Strict):
 
     eq: Value = None
     ne: Value = None
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
+    gt: float | None = Field(default=None, allow_inf_nan=False)
+    gte: float | None = Field(default=None, allow_inf_nan=False)
+    lt: float | None = Field(default=None, allow_inf_nan=False)
+    lte: float | None = Field(default=None, allow_inf_nan=False)
     in_: list[Value] | None = Field(default=None, alias="in")
+
+    def expression(self, name: str, literal: Callable[[Any], str]) -> str:
+        """This test on field `name` of a mapping `v`, as a Python expression (see _compile)."""
+        x = f"v.get({name!r})"
+        given = self.model_fields_set
+        terms = []
+        if "eq" in given:
+            terms.append(f"{x} == {literal(self.eq)}")
+        if "ne" in given:
+            terms.append(f"{x} != {literal(self.ne)}")
+        if "in_" in given:
+            terms.append(f"{x} in {literal(tuple(self.in_ or ()))}")
+        for op, symbol in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")):
+            bound = getattr(self, op)
+            if bound is not None:
+                terms.append(f"_num({x}) and {x} {symbol} {literal(bound)}")
+        return " and ".join(f"({t})" for t in terms) or "True"
 
     def holds(self, value: Value) -> bool:
         given = self.model_fields_set
@@ -149,6 +166,34 @@ class RuleSpec(_Strict):
         return value
 
 
+def _num(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+Tests = tuple[tuple[str, Test], ...]
+
+
+def _compile(all_of: Tests, any_of: tuple[Tests, ...]) -> Callable[[Mapping[str, Value]], bool]:
+    """One function for the whole condition: rules run on every event, so they are compiled
+    from their validated tests (field names from a fixed list, values passed as constants)
+    rather than interpreted test by test."""
+    constants: list[Any] = []
+
+    def literal(value: Any) -> str:
+        constants.append(value)
+        return f"c[{len(constants) - 1}]"
+
+    def conjunction(tests: Tests) -> str:
+        return " and ".join(f"({test.expression(name, literal)})" for name, test in tests)
+
+    source = conjunction(all_of) or "True"
+    if any_of:
+        source += " and (" + " or ".join(f"({conjunction(g)})" for g in any_of) + ")"
+    scope = {"__builtins__": {}, "_num": _num, "c": tuple(constants)}
+    check: Callable[[Mapping[str, Value]], bool] = eval(f"lambda v: {source}", scope)
+    return check
+
+
 @dataclass(frozen=True)
 class Rule:
     """A validated rule, ready to evaluate."""
@@ -162,6 +207,9 @@ class Rule:
     window_ms: int = 0
     attribution_ms: int = 7 * 86_400_000
     description: str = ""
+    check: Callable[[Mapping[str, Value]], bool] = field(
+        default=lambda _values: False, compare=False, repr=False
+    )
 
     @property
     def fields(self) -> frozenset[str]:
@@ -176,6 +224,7 @@ class Rule:
         return bool(self.fields & DOCUMENT_FIELDS.keys())
 
     def holds(self, values: Mapping[str, Value]) -> bool:
+        """The condition, test by test (the compiled `check` must always agree)."""
         if not all(test.holds(values.get(name)) for name, test in self.all_of):
             return False
         return not self.any_of or any(
@@ -269,6 +318,7 @@ def build_rule(spec: RuleSpec) -> Rule:
         window_ms=window_ms,
         attribution_ms=duration_ms(spec.attribution_window),
         description=spec.description,
+        check=_compile(all_of, any_of),
     )
 
 
@@ -335,10 +385,10 @@ class Fired:
 
 @dataclass
 class Marks:
-    """A subject's firing marks: rules whose condition held at the last evaluation, and when
-    each rule last fired (event time)."""
+    """A subject's firing marks: rules whose condition held at the last evaluation (a short
+    list), and when each rule last fired (event time)."""
 
-    held: set[str] = field(default_factory=set)
+    held: list[str] = field(default_factory=list)
     fired: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -348,7 +398,7 @@ class Marks:
     def from_dict(cls, data: Mapping[str, Any] | None) -> Marks:
         if not data:
             return cls()
-        return cls(set(data.get("held") or ()), dict(data.get("fired") or {}))
+        return cls(sorted(set(data.get("held") or ())), dict(data.get("fired") or {}))
 
 
 def evaluate(
@@ -361,14 +411,15 @@ def evaluate(
 ) -> list[Fired]:
     """Evaluate `rules` on the subject's values at `at_ms`; updates `marks`."""
     out: list[Fired] = []
+    held = marks.held
     for rule in rules:
-        holds = rule.holds(values)
-        if not holds:
-            marks.held.discard(rule.name)
+        if not rule.check(values):
+            if rule.name in held:
+                held.remove(rule.name)
             continue
-        if rule.name in marks.held:
+        if rule.name in held:
             continue
-        marks.held.add(rule.name)
+        held.append(rule.name)
         last = marks.fired.get(rule.name)
         if last is not None and at_ms - last < rule.cooldown_ms:
             continue

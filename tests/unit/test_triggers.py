@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.domain.rooms import RoomWindow
 from pipeline.domain.stages import DAY_MS
@@ -414,3 +416,47 @@ def test_the_demo_push_service_answers_user_triggers_only() -> None:
         kinds |= {t.type for t in touches}
     assert kinds == {"touch_sent", "touch_opened", "touch_clicked"}
     assert touches_for({**trigger, "subject_type": "room"}, random.Random(1), now) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.none(), st.integers(-5, 5), st.floats(allow_nan=True), st.sampled_from(["A", "B", ""])
+    ),
+    other=st.one_of(st.none(), st.sampled_from(["active", "new"])),
+)
+def test_compiled_conditions_agree_with_the_tests_one_by_one(value: Any, other: Any) -> None:
+    rules = parse_rules(
+        orjson.dumps(
+            {
+                "rules": [
+                    {
+                        "name": "a",
+                        "when": {"monetary": {"gte": 1, "lt": 3.5}},
+                        "cooldown": 1,
+                        "action": "x",
+                    },
+                    {
+                        "name": "b",
+                        "when": {
+                            "rfm_class": {"in": ["A", "B"]},
+                            "any": [{"stage": {"eq": "active"}}, {"monetary": {"ne": 2}}],
+                        },
+                        "cooldown": 1,
+                        "action": "x",
+                    },
+                    {
+                        "name": "c",
+                        "when": {"churn_probability": {"gt": 0.5}, "stage": {"ne": None}},
+                        "cooldown": 1,
+                        "action": "x",
+                    },
+                ]
+            }
+        ).decode()
+    )
+    for rule in rules.rules:
+        for field in rule.fields:
+            values = {name: other if name == "stage" else value for name in rule.fields}
+            values[field] = value
+            assert rule.check(values) == rule.holds(values), (rule.name, values)
