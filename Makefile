@@ -30,8 +30,23 @@ test: install clickhouse-server lint
 soak: install clickhouse-server
 	$(PY) -m pytest -q -m soak
 
-## Throughput of the full worker against the raw client limit, on the same topic contents.
-bench: install
+PEER_PY := .venv-peer/bin/python
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-*
+	touch $@
+
+# The Quix Streams peer in an environment of its own (its pins conflict with the product's).
+$(PEER_PY): bench/peer-requirements.txt
+	$(PYTHON) -m venv .venv-peer
+	.venv-peer/bin/python -m pip install -q -r bench/peer-requirements.txt
+	touch $@
+
+## The benchmark: raw client limit, Quix Streams peer and the full pipeline on the same topic
+## contents, then latency, reads, recovery and memory; the last line is one JSON object.
+bench: install $(BENCH_STAMP) $(PEER_PY)
 	$(PY) -m bench.throughput --users $(or $(USERS),10000) --events $(or $(EVENTS),200000)
 
 unit: install
@@ -53,4 +68,4 @@ clickhouse-server:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clickhouse-server; }
 
 clean:
-	rm -rf .lifecycle .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .lifecycle .pytest_cache .mypy_cache .ruff_cache .venv-peer

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,20 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka.partitioner.default import murmur2
 
+from bench.live import (
+    recovery,
+    reference_check,
+    rss_mb,
+    state_bytes_per_user,
+    steady_load,
+)
 from pipeline.broker import start_tansu
 from pipeline.demo import topics_of
 from pipeline.demo_model import World, utc_midnight
 from pipeline.metrics import metric_sum
+from pipeline.reference import reference_scores
 from pipeline.settings import Settings
 from pipeline.topics import ensure_topics
 
@@ -184,19 +194,37 @@ async def trigger_latency(settings: Settings, count: int, rate: float) -> dict[s
     }
 
 
-def run_worker(
-    env: dict[str, str],
-    port: int,
-    expected: int,
-    log: Path,
-    then: Callable[[], dict[str, float]] | None = None,
-) -> dict[str, float]:
-    """Start a worker, time its start-up and how fast it works through `expected` events;
-    `then` measures more against the caught-up worker before it stops."""
-    started = time.perf_counter()
-    with open(log, "ab") as out:
-        command = [sys.executable, "-m", "pipeline.cli", "worker"]
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+class Worker:
+    """A worker process of the bench, with its metrics port."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.started = time.perf_counter()
+        with open(log, "ab") as out:
+            command = [sys.executable, "-m", "pipeline.cli", "worker"]
+            self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+
+    def processed(self) -> float:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}; see {self.log}")
+        try:
+            return sum(
+                metric(self.port, name)
+                for name in ("lifecycle_events_scored_total", "lifecycle_duplicates_total",
+                             "lifecycle_dead_letters_total")
+            )  # fmt: skip
+        except httpx.HTTPError:
+            return 0.0
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(60)
+
+
+def throughput(worker: Worker, expected: int) -> dict[str, float]:
+    """Start-up, and the rate from the first event processed to the last (polled 4 times a
+    second, interpolated: polling a metrics endpoint often would slow the worker down)."""
     profile = os.environ.get("BENCH_PROFILE")
     spy = None
     if profile:
@@ -204,47 +232,55 @@ def run_worker(
         spy = subprocess.Popen(
             [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format",
              "raw", "-r", "100", "-d", os.environ.get("BENCH_PROFILE_SECONDS", "40"),
-             "-o", profile, "--pid", str(proc.pid)],
+             "-o", profile, "--pid", str(worker.proc.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-    try:
-        first = done = None
-        while done is None:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the worker exited with {proc.returncode}; see {log}")
-            try:
-                processed = sum(
-                    metric(port, name)
-                    for name in (
-                        "lifecycle_events_scored_total",
-                        "lifecycle_duplicates_total",
-                        "lifecycle_dead_letters_total",
-                    )
-                )
-            except httpx.HTTPError:
-                processed = 0
-            now = time.perf_counter()
-            if processed > 0 and first is None:
-                first = now
-            if processed >= expected:
-                done = now
-            if now - started > 1800:
-                raise RuntimeError(f"only {processed} of {expected} events after 30 minutes")
-            time.sleep(0.05)  # polling a metrics endpoint, not a race
-        assert first is not None
-        figures = {
-            "startup_s": first - started,
-            "seconds": done - first,
-            "events_per_s": expected / (done - first),
-        }
-        if then is not None:
-            figures.update(then())
-        return figures
-    finally:
-        if spy is not None:
-            spy.wait(120)
-        proc.terminate()
-        proc.wait(60)
+    samples: list[tuple[float, float]] = [(worker.started, 0.0)]
+    while samples[-1][1] < expected:
+        if time.perf_counter() - worker.started > 1800:
+            raise RuntimeError(f"only {samples[-1][1]} of {expected} events after 30 minutes")
+        time.sleep(0.25)  # polling a metrics endpoint, not a race
+        samples.append((time.perf_counter(), worker.processed()))
+    if spy is not None:
+        spy.wait(120)
+
+    def crossing(target: float) -> float:
+        """When the count reached `target`, interpolated between the samples around it."""
+        for (t0, n0), (t1, n1) in itertools.pairwise(samples):
+            if n1 >= target > n0 or (target == 0 and n1 > 0):
+                return t0 + (t1 - t0) * ((target - n0) / (n1 - n0) if n1 > n0 else 1.0)
+        return samples[-1][0]
+
+    # The first interval with progress, extrapolated back to where it started.
+    first_busy = next(i for i, (_, n) in enumerate(samples) if n > 0)
+    (t0, n0), (t1, n1) = samples[first_busy - 1], samples[first_busy]
+    rate_then = (n1 - n0) / (t1 - t0)
+    begin = t1 - n1 / rate_then if first_busy + 1 < len(samples) else t0
+    done = crossing(expected)
+    return {
+        "startup_s": begin - worker.started,
+        "seconds": done - begin,
+        "events_per_s": expected / (done - begin),
+    }
+
+
+def start_api(env: dict[str, str], base_url: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "api"], env=env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API was not ready after 120 s; see {log}")
+        time.sleep(0.2)  # waiting for a process to come up, with a deadline
 
 
 def main() -> None:
@@ -253,35 +289,70 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--latency-orders", type=int, default=200)
+    parser.add_argument("--load-seconds", type=float, default=10.0)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
     port = free_port()
     broker = start_tansu("127.0.0.1", port, tmp / "broker.log")
+    worker: Worker | None = None
+    api: subprocess.Popen[bytes] | None = None
     try:
-        metrics_port = free_port()
+        metrics_port, api_port = free_port(), free_port()
         env = dict(os.environ)
         env.update(
             KAFKA_BOOTSTRAP=f"127.0.0.1:{port}",
             CLICKHOUSE_URL=f"chdb:///{tmp / 'chdb'}",
             DATA_DIR=str(tmp / "data"),
             WORKER_METRICS_PORT=str(metrics_port),
+            API_PORT=str(api_port),
+            API_KEYS='["bench"]',
             APP_ID="bench",
             MODEL_REFIT_SECONDS="3600",
         )
         env.pop("EMBEDDED", None)
-        settings = Settings(kafka_bootstrap=env["KAFKA_BOOTSTRAP"], clickhouse_url="memory://")
+        settings = Settings(
+            kafka_bootstrap=env["KAFKA_BOOTSTRAP"], clickhouse_url="memory://", app_id="bench"
+        )
+        base_url = f"http://127.0.0.1:{api_port}"
         asyncio.run(ensure_topics(settings))
         t0 = time.perf_counter()
         messages = generate(settings, args.users, args.events, args.seed)
         generated_s = time.perf_counter() - t0
         produce_s = asyncio.run(produce(settings.kafka_bootstrap, messages))
         inputs = list(settings.input_topics)
+        log("raw client limit")
         raw = asyncio.run(raw_rate(settings.kafka_bootstrap, inputs, len(messages)))
+        log("Quix Streams peer")
         peer = peer_rate(settings.kafka_bootstrap, inputs, len(messages), tmp)
-        worker = run_worker(
-            env, metrics_port, len(messages), tmp / "worker.log",
-            then=lambda: asyncio.run(trigger_latency(settings, args.latency_orders, 20.0)),
+        log("the full pipeline")
+        worker = Worker(env, metrics_port, tmp / "worker.log")
+        rate = throughput(worker, len(messages))
+        log("reference check")
+        partitions = settings.topic_partitions
+        references = reference_scores(
+            ((topic, value) for topic, _, value in messages), settings,
+            lambda user: (murmur2(user.encode()) & 0x7FFFFFFF) % partitions,
         )  # fmt: skip
+        wrong = asyncio.run(reference_check(settings, references))
+        state_bytes = asyncio.run(state_bytes_per_user(settings))
+        api = start_api(env, base_url, tmp / "api.log")
+        log("trigger latency")
+        triggers = asyncio.run(trigger_latency(settings, args.latency_orders, 20.0))
+        log(f"steady load at half the measured rate ({rate['events_per_s'] / 2:.0f}/s)")
+        templates = [(t, orjson.loads(v)) for t, _, v in messages[-20_000:]]
+        load = asyncio.run(steady_load(settings, base_url, "bench", templates,
+                                       sorted(references), rate["events_per_s"] / 2,
+                                       args.load_seconds))  # fmt: skip
+        rss, rss_peak = rss_mb(worker.proc.pid)
+        log("recovery after SIGKILL")
+        killed = worker
+
+        def restart() -> None:
+            nonlocal worker
+            killed.stop(signal.SIGKILL)
+            worker = Worker(env, metrics_port, tmp / "worker-2.log")
+
+        recovery_s = asyncio.run(recovery(settings, base_url, "bench", restart, 180))
         result: dict[str, Any] = {
             "events": len(messages),
             "users": args.users,
@@ -290,17 +361,39 @@ def main() -> None:
             "raw_events_per_s": round(raw["events_per_s"]),
             "peer_events_per_s": round(peer["events_per_s"]),
             "peer_startup_s": round(peer["startup_s"], 2),
-            "events_per_s": round(worker["events_per_s"]),
-            "ratio_to_raw": round(worker["events_per_s"] / raw["events_per_s"], 3),
-            "ratio_to_peer": round(worker["events_per_s"] / peer["events_per_s"], 3),
-            "startup_s": round(worker["startup_s"], 2),
-            "trigger_p50_ms": round(worker["trigger_p50_ms"], 1),
-            "trigger_p99_ms": round(worker["trigger_p99_ms"], 1),
+            "events_per_s": round(rate["events_per_s"]),
+            "ratio_to_raw": round(rate["events_per_s"] / raw["events_per_s"], 3),
+            "ratio_to_peer": round(rate["events_per_s"] / peer["events_per_s"], 3),
+            "load_events_per_s": round(load["load_events"] / args.load_seconds),
+            "e2e_p50_ms": round(load["e2e_p50_ms"], 1),
+            "e2e_p99_ms": round(load["e2e_p99_ms"], 1),
+            "read_p50_ms": round(load["read_p50_ms"], 2),
+            "read_p99_ms": round(load["read_p99_ms"], 2),
+            "trigger_p50_ms": round(triggers["trigger_p50_ms"], 1),
+            "trigger_p99_ms": round(triggers["trigger_p99_ms"], 1),
+            "startup_s": round(rate["startup_s"], 2),
+            "recovery_s": round(recovery_s, 2),
+            "state_bytes_per_user": round(state_bytes),
+            "rss_mb": round(rss, 1),
+            "rss_peak_mb": round(rss_peak, 1),
+            "reference": "equal" if not wrong else f"{len(wrong)} users differ",
         }
+        if wrong:
+            log("users that differ from the reference, e.g.: " + " | ".join(wrong[:5]))
         print(orjson.dumps(result).decode())
+        if wrong:
+            sys.exit(1)
     finally:
+        for proc in (api, worker.proc if worker else None):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(60)
         broker.terminate()
         broker.wait(10)
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

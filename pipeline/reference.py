@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pipeline.domain.facts import to_base_cents
 from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, stage_at
@@ -138,3 +139,26 @@ def reference_scores(
             _move(rules, ref, ts)
         _advance(rules, ref, clocks[partition_of(user_id)])
     return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def differences(document: dict[str, Any], ref: Reference) -> list[str]:
+    """Fields of a published score document (as JSON) that differ from the reference."""
+    expected = {
+        "stage": ref.stage.value if ref.stage else None,
+        "stage_since": _iso(ref.at(ref.stage_since_ms)),
+        "reactivations": ref.reactivations,
+        "interactions": len(ref.interactions),
+        "order_count": ref.order_count,
+        "refund_count": ref.refunds,
+        "monetary": round(ref.monetary_cents / 100, 2),
+        "last_event_at": _iso(ref.at(ref.last_event_ms)),
+        "first_paid_at": _iso(ref.at(min(ref.paid, default=None))),
+        "last_paid_at": _iso(ref.at(max(ref.paid, default=None))),
+    }
+    return [
+        f"{k}: {document.get(k)!r} != {v!r}" for k, v in expected.items() if document.get(k) != v
+    ]

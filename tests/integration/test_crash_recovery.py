@@ -16,7 +16,8 @@ from kafka.partitioner.default import murmur2
 
 from pipeline.demo import topics_of
 from pipeline.demo_model import World, utc_midnight
-from pipeline.reference import Reference, reference_scores
+from pipeline.reference import differences as matches
+from pipeline.reference import reference_scores
 from schemas.client import EventProducer
 from tests.integration.conftest import (
     Running,
@@ -60,29 +61,6 @@ def send(running: Running, messages: list[Message]) -> None:
         for topic, key, value in messages:
             producer.send_raw(topic, value, key=key)
         producer.flush()
-
-
-def matches(document: dict[str, Any], ref: Reference) -> list[str]:
-    """Fields of the served document that differ from the reference."""
-    expected = {
-        "stage": ref.stage.value if ref.stage else None,
-        "stage_since": _iso(ref.at(ref.stage_since_ms)),
-        "reactivations": ref.reactivations,
-        "interactions": len(ref.interactions),
-        "order_count": ref.order_count,
-        "refund_count": ref.refunds,
-        "monetary": round(ref.monetary_cents / 100, 2),
-        "last_event_at": _iso(ref.at(ref.last_event_ms)),
-        "first_paid_at": _iso(ref.at(min(ref.paid, default=None))),
-        "last_paid_at": _iso(ref.at(max(ref.paid, default=None))),
-    }
-    return [
-        f"{k}: {document.get(k)!r} != {v!r}" for k, v in expected.items() if document.get(k) != v
-    ]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 @pytest.fixture
