@@ -129,6 +129,9 @@ class ScoringEngine(Service):
         self.read_to: dict[TopicPartition, int] = {}  # next offset after the last one read
         self.last_arrival: dict[int, float] = {}  # monotonic time records last came, by partition
         self.released_to: dict[int, int] = {}  # latest event time applied, by partition
+        self.held: Counter[TopicPartition] = Counter()  # events held in the merge buffers
+        self.progress_at: dict[int, float] = {}  # monotonic time the partition's clock last moved
+        self.paused: set[TopicPartition] = set()  # not fetched while their events pile up
         self._lock = asyncio.Lock()
         self._sends: list[asyncio.Future[Any]] = []
         self._stopping = False
@@ -198,9 +201,7 @@ class ScoringEngine(Service):
         assert self.consumer is not None
         try:
             while not self._stopping:
-                batches = await self.consumer.getmany(
-                    timeout_ms=100, max_records=self.settings.batch_max_records
-                )
+                batches = await self._fetch()
                 async with self._lock:
                     await self.process(batches)
                     if time.monotonic() >= self._next_checkpoint:
@@ -208,6 +209,29 @@ class ScoringEngine(Service):
         except Exception as exc:
             log.exception("the scoring loop failed; the worker stops")
             await self.crash(exc)
+
+    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+        """A share of the batch from each owned partition, then whatever came: left to
+        itself the client can serve one partition's backlog for many batches while another
+        partition's clock (and the events it holds) waits."""
+        assert self.consumer is not None
+        limit = self.settings.batch_max_records
+        assignment = self.consumer.assignment()
+        owned = sorted(self.owned)
+        out: dict[TopicPartition, list[Any]] = {}
+        if len(owned) > 1:
+            share = max(1, limit // len(owned))
+            for partition in owned:
+                tps = [
+                    tp for topic in self.settings.input_topics
+                    if (tp := TopicPartition(topic, partition)) in assignment
+                    and tp not in self.paused
+                ]  # fmt: skip
+                if tps:
+                    out.update(await self.consumer.getmany(*tps, timeout_ms=0, max_records=share))
+        if not out:
+            out = await self.consumer.getmany(timeout_ms=100, max_records=limit)
+        return out
 
     # -- the batch -------------------------------------------------------------------------
 
@@ -233,6 +257,7 @@ class ScoringEngine(Service):
                 waiting = highwater is not None and record.offset + 1 < highwater
                 scorer.observe(tp.partition, tp.topic, prepared.fact.ts_ms, waiting, arrived)
                 buffer.push(prepared.fact.ts_ms, (prepared, tp, record), arrived)
+                self.held[tp] += 1
             if records:
                 self.read_to[tp] = records[-1].offset + 1
                 self.last_arrival[tp.partition] = arrived
@@ -243,6 +268,7 @@ class ScoringEngine(Service):
         scored: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
         mono = time.monotonic()
+        wall_ms = int(time.time() * 1000)
         hold_until = mono - self.settings.merge_max_hold_seconds
         for partition in sorted(self.owned):
             buffer = self.buffers.setdefault(partition, MergeBuffer())
@@ -251,14 +277,35 @@ class ScoringEngine(Service):
             if len(buffer):
                 if clock.unknown and buffer.waited_since(hold_until):
                     # A topic that never showed up must not hold the partition any longer.
+                    log.warning(
+                        "partition %d: %s not seen for %.0f s; %d events go without them",
+                        partition, sorted(clock.unknown), self.settings.merge_max_hold_seconds,
+                        len(buffer),
+                    )  # fmt: skip
                     clock.give_up_unknown()
 
                 def ready(ts: int, arrival: float, clock: PartitionClock = clock) -> bool:
-                    value = clock.value(mono, since=arrival)
+                    value = clock.value(mono, since=arrival, wall_ms=wall_ms)
                     return value is not None and ts <= value
 
-                for ts, (held, tp, record) in buffer.release_while(ready, hold_until):
-                    self.released_to[partition] = max(self.released_to.get(partition, ts), ts)
+                # Held events wait as long as the partition's clock moves (a backlog of live
+                # events is replayed while the few orders of the same days wait); only a
+                # clock stalled for MERGE_MAX_HOLD_SECONDS lets them go without it.
+                stalled = self.progress_at.setdefault(partition, mono) < hold_until
+                forced = hold_until if stalled and buffer.waited_since(hold_until) else None
+                if forced is not None:
+                    metrics.MERGE_FORCED.inc()
+                    log.warning(
+                        "partition %d: %d events held over %.0f s go without the event clock "
+                        "(held by topic: %s)", partition, len(buffer),
+                        self.settings.merge_max_hold_seconds,
+                        {tp.topic: n for tp, n in self.held.items() if tp.partition == partition},
+                    )  # fmt: skip
+                for ts, (held, tp, record) in buffer.release_while(ready, forced):
+                    self.held[tp] -= 1
+                    if ts > self.released_to.get(partition, ts - 1):
+                        self.released_to[partition] = ts
+                        self.progress_at[partition] = mono
                     outcome = await self._apply(held, tp, record, now)
                     if outcome is not None:
                         if outcome.duplicate:
@@ -281,10 +328,28 @@ class ScoringEngine(Service):
         for topic, count in duplicates.items():
             metrics.DUPLICATES.labels(topic).inc(count)
         await self._publish(list(changed.values()), now)
+        self._balance()
         metrics.HELD_EVENTS.set(sum(len(b) for b in self.buffers.values()))
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
+
+    def _balance(self) -> None:
+        """Stop fetching a topic-partition whose events pile up waiting for the partition's
+        other topics (a backlog of live events next to a few orders), so the consumer fetches
+        the slower ones; resume it once its pile is down to half."""
+        assert self.consumer is not None
+        limit = self.settings.merge_pause_records
+        pause = [tp for tp, n in self.held.items() if n > limit and tp not in self.paused]
+        resume = [tp for tp in self.paused if self.held.get(tp, 0) <= limit // 2]
+        if pause:
+            log.info("pausing %s: their events wait for the other topics", pause)
+            self.consumer.pause(*pause)
+            self.paused.update(pause)
+        if resume:
+            self.consumer.resume(*resume)
+            self.paused.difference_update(resume)
+        metrics.PAUSED_PARTITIONS.set(len(self.paused))
 
     def _refresh_waiting(self, partition: int, clock: PartitionClock, mono: float) -> None:
         """A topic whose high watermark moved past what was read has records waiting."""
@@ -424,10 +489,13 @@ class ScoringEngine(Service):
             for tp in revoked:
                 if tp.topic in self.inputs:
                     self.buffers.pop(tp.partition, MergeBuffer()).clear()
+                    self.held.pop(tp, None)
+                    self.paused.discard(tp)
                     self.offsets.forget(tp)
                     self.read_to.pop(tp, None)
                     self.last_arrival.pop(tp.partition, None)
                     self.released_to.pop(tp.partition, None)
+                    self.progress_at.pop(tp.partition, None)
                     self.scorer.clocks.pop(tp.partition, None)
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:

@@ -48,3 +48,10 @@ TRIGGER_OUTCOMES = Counter(
 ROOM_COMMENTS = Counter(
     "lifecycle_room_comments_total", "Live comments counted by the room rules", ["status"]
 )
+MERGE_FORCED = Counter(
+    "lifecycle_merge_forced_releases_total",
+    "Times held events were released after MERGE_MAX_HOLD_SECONDS without the event clock",
+)
+PAUSED_PARTITIONS = Gauge(
+    "lifecycle_paused_partitions", "Input topic-partitions not fetched while their events pile up"
+)
