@@ -268,7 +268,6 @@ class ScoringEngine(Service):
         scored: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
         mono = time.monotonic()
-        wall_ms = int(time.time() * 1000)
         hold_until = mono - self.settings.merge_max_hold_seconds
         for partition in sorted(self.owned):
             buffer = self.buffers.setdefault(partition, MergeBuffer())
@@ -285,7 +284,7 @@ class ScoringEngine(Service):
                     clock.give_up_unknown()
 
                 def ready(ts: int, arrival: float, clock: PartitionClock = clock) -> bool:
-                    value = clock.value(mono, since=arrival, wall_ms=wall_ms)
+                    value = clock.value(mono, since=arrival)
                     return value is not None and ts <= value
 
                 # Held events wait as long as the partition's clock moves (a backlog of live
@@ -336,10 +335,10 @@ class ScoringEngine(Service):
 
     def _balance(self) -> None:
         """Stop fetching a topic-partition whose events pile up waiting for the partition's
-        other topics (a backlog of live events next to a few orders), so the consumer fetches
-        the slower ones; resume it once its pile is down to half."""
+        other topics (more than a batch of them), so the consumer fetches the slower ones;
+        resume it once its pile is down to half."""
         assert self.consumer is not None
-        limit = self.settings.merge_pause_records
+        limit = self.settings.batch_max_records
         pause = [tp for tp, n in self.held.items() if n > limit and tp not in self.paused]
         resume = [tp for tp in self.paused if self.held.get(tp, 0) <= limit // 2]
         if pause:

@@ -109,9 +109,6 @@ class Settings(BaseSettings):
         le=10,
         description="How long a topic read to its end still holds its partition's clock.",
     )
-    merge_pause_records: int = Field(
-        default=5000, ge=1, description="Held events of one topic-partition that pause its fetch."
-    )
     merge_max_hold_seconds: float = Field(
         default=10.0, gt=0, description="Longest an event waits for slower topics to catch up."
     )

@@ -67,29 +67,23 @@ class PartitionClock:
         elif was_waiting:
             self._caught_up_at[topic] = now
 
-    def value(
-        self, now: float = 0.0, since: float | None = None, wall_ms: int | None = None
-    ) -> int | None:
+    def value(self, now: float = 0.0, since: float | None = None) -> int | None:
         """The clock for a record that arrived at `since` (None: only the catch-up counts).
 
-        With `wall_ms` (the wall clock), the clock for releasing held records: a topic read to
-        its end does not hold back a time older than the hold before now, since what lands on
-        it now was written now. (Without it, the clock the idle timers may run to: never past
-        what the topics have shown.)"""
+        A topic read to its end is not assumed to bring only new records: a producer may be
+        writing history (a file, a backfill) that lands on it a moment later, so it holds
+        until it has been quiet for the hold, whatever the wall clock says."""
         if not self._latest or self.unknown:
             return None
         bounds: list[int] = []
-        floor = None if wall_ms is None else wall_ms - int(self.hold_s * 1000)
         for topic, waiting in self._waiting.items():
-            latest = self._latest.get(topic)
             if not waiting:
                 quiet_from = self._caught_up_at.get(topic, now)
                 if since is not None:
                     quiet_from = max(quiet_from, since)
                 if now - quiet_from >= self.hold_s:
                     continue
-                if floor is not None:
-                    latest = floor if latest is None else max(latest, floor)
+            latest = self._latest.get(topic)
             if latest is None:
                 return None  # may still bring anything: hold everything
             bounds.append(latest)

@@ -210,3 +210,22 @@ def test_partitions_move_between_workers_and_every_user_stays_exact(
     assert running.worker.stop(signal.SIGKILL) == -signal.SIGKILL
     send(running, rest[len(rest) // 2 :])
     assert_matches_reference(running, messages)
+
+
+def test_a_replay_longer_than_the_max_hold_keeps_event_time_order(
+    broker: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The sparse topics' events wait for the dense one for as long as a replay takes: only a
+    stalled clock (not a slow one) may release them out of order."""
+    tmp = tmp_path_factory.mktemp("longreplay")
+    prefix = f"lr{uuid.uuid4().hex[:8]}"
+    env = {
+        "MODEL_REFIT_SECONDS": "3600",
+        "MERGE_MAX_HOLD_SECONDS": "3",
+        "BATCH_MAX_RECORDS": "50",
+    }
+    with chdb_pipeline(broker, tmp, prefix, **env) as running:
+        messages = workload(running, users=150, days=150, seed=12)
+        send(running, messages)
+        assert_matches_reference(running, messages)
+        assert worker_metric(running, "lifecycle_merge_forced_releases_total") == 0

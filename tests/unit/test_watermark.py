@@ -99,20 +99,3 @@ def test_release_while_stops_at_the_first_event_not_ready() -> None:
     ]
     assert buffer.release_while(lambda ts, arrival: False, hold_until=3.5) == [(300, "e300")]
     assert len(buffer) == 0
-
-
-def test_a_caught_up_topic_does_not_hold_records_older_than_the_hold_before_now() -> None:
-    clock = PartitionClock(("live", "chat"), caught_up_hold_s=0.5)
-    clock.observe("live", 1_000, more_waiting=False, now=10.0)
-    clock.observe("chat", 5_000, more_waiting=False, now=10.0)
-    # Both read to their end a moment ago: held at the older latest time...
-    assert clock.value(10.1, since=10.1) == 1_000
-    # ... unless the wall clock says what lands now cannot be that old (a replay of history).
-    assert clock.value(10.1, since=10.1, wall_ms=1_000_000) == 999_500
-    # A live record (as new as the wall clock) still waits the hold for the other topic.
-    assert clock.value(10.1, since=10.1, wall_ms=5_200) == 4_700
-    # The idle timers never run past what the topics have shown.
-    assert clock.value(10.1, since=None) == 1_000
-    # A topic still waiting (records not read yet) holds whatever the wall clock says.
-    clock.observe("live", 2_000, more_waiting=True, now=10.2)
-    assert clock.value(10.2, since=10.2, wall_ms=1_000_000) == 2_000
