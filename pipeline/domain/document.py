@@ -31,7 +31,7 @@ def _at(ms: int | None) -> datetime | None:
 def _rfm(score: RfmScore | None) -> RfmBlock | None:
     if score is None:
         return None
-    return RfmBlock(
+    return RfmBlock.model_construct(
         recency_days=score.recency_days,
         frequency=score.frequency,
         monetary=score.monetary,
@@ -39,7 +39,7 @@ def _rfm(score: RfmScore | None) -> RfmBlock | None:
         f=score.f,
         m=score.m,
         segment=score.segment,
-        rfm_class=score.rfm_class,  # type: ignore[arg-type]
+        rfm_class=score.rfm_class,
     )
 
 
@@ -47,7 +47,7 @@ def _purchase(derived: Derived) -> PurchaseBlock | None:
     outlook = derived.purchase
     if outlook is None:
         return None
-    return PurchaseBlock(
+    return PurchaseBlock.model_construct(
         as_of=datetime.fromtimestamp(derived.at_ms / 1000.0, tz=UTC),
         horizon_days=derived.horizon_days,
         p_alive=finite(outlook.p_alive),
@@ -61,8 +61,8 @@ def _purchase(derived: Derived) -> PurchaseBlock | None:
 def _sentiment(state: UserState) -> SentimentBlock | None:
     if state.sentiment_label is None or state.sentiment_at_ms is None:
         return None
-    return SentimentBlock(
-        label=state.sentiment_label,  # type: ignore[arg-type]
+    return SentimentBlock.model_construct(
+        label=state.sentiment_label,
         score=state.sentiment_score or 0.0,
         at=datetime.fromtimestamp(state.sentiment_at_ms / 1000.0, tz=UTC),
     )
@@ -71,8 +71,12 @@ def _sentiment(state: UserState) -> SentimentBlock | None:
 def score_document(
     state: UserState, currency: str, now: datetime, derived: Derived | None = None
 ) -> ScoreDocument:
-    """The document for `state`; `now` is processing time, the only wall-clock field."""
-    return ScoreDocument(
+    """The document for `state`; `now` is processing time, the only wall-clock field.
+
+    Built without validation (it is computed once per changed user, so its cost counts): every
+    value here is already of its field's type, which the unit tests check by validating
+    documents of every kind of user back."""
+    return ScoreDocument.model_construct(
         user_id=state.user_id,
         stage=state.stage.value if state.stage else None,
         stage_since=_at(state.stage_since_ms),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -219,3 +219,39 @@ def test_now_defaults_to_the_wall_clock(scorer: Scorer) -> None:
     before = datetime.now(tz=UTC)
     doc = scorer.score("live-events", like(TS)).document
     assert before <= doc.updated_at <= datetime.now(tz=UTC)
+
+
+def test_documents_built_without_validation_are_exactly_what_validation_gives() -> None:
+    """Score documents are constructed, not validated (they are built once per changed user):
+    for users of every kind, validating the document back changes nothing and warns of
+    nothing."""
+    import warnings
+
+    from pipeline.demo_model import World, utc_midnight
+    from schemas.scores import ScoreDocument
+
+    settings = Settings(clickhouse_url="memory://")
+    scorer = Scorer(settings, UserStore())
+    start = utc_midnight(NOW) - timedelta(days=120)
+    world = World(150, start, 120, seed=3)
+    topics = {"LiveEvent": "live-events", "ChatEvent": "chat-events",
+              "OrderEvent": "order-events", "TouchEvent": "touch-events"}  # fmt: skip
+    events = sorted(
+        (e for d in range(120) for e in world.day(start + timedelta(days=d))), key=lambda e: e.ts
+    )
+    kinds = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for event in events:
+            raw = event.model_dump_json(exclude_none=True).encode()
+            outcome = scorer.score(topics[type(event).__name__], raw, now=NOW + timedelta(days=2))
+            doc = outcome.document
+            if doc is None:
+                continue
+            body = doc.model_dump_json()
+            again = ScoreDocument.model_validate_json(body)
+            assert again.model_dump_json() == body
+            assert again == ScoreDocument.model_validate(doc.model_dump())
+            kinds.add((doc.stage, doc.rfm is not None, doc.purchase is not None,
+                       doc.sentiment is not None))  # fmt: skip
+    assert len(kinds) >= 6, kinds
