@@ -132,6 +132,7 @@ class ScoringEngine(Service):
         self.held: Counter[TopicPartition] = Counter()  # events held in the merge buffers
         self.progress_at: dict[int, float] = {}  # monotonic time the partition's clock last moved
         self.paused: set[TopicPartition] = set()  # not fetched while their events pile up
+        self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
         self._lock = asyncio.Lock()
         self._sends: list[asyncio.Future[Any]] = []
         self._stopping = False
@@ -332,7 +333,12 @@ class ScoringEngine(Service):
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():
             metrics.DUPLICATES.labels(topic).inc(count)
-        await self._publish(list(changed.values()), now)
+        # Live, each changed user's document goes out with the batch; while catching up on a
+        # backlog it waits for the checkpoint, so a user with many events in the backlog has
+        # one document computed per checkpoint rather than one per batch.
+        self.pending_docs.update(changed)
+        if not self._behind():
+            await self._publish_pending(now)
         self._balance()
         metrics.HELD_EVENTS.set(sum(len(b) for b in self.buffers.values()))
         latest = scorer.event_clock_ms()
@@ -409,6 +415,21 @@ class ScoringEngine(Service):
                 )
             )
 
+    def _behind(self) -> bool:
+        """More than a batch of input records waits to be read on the owned partitions."""
+        assert self.consumer is not None
+        waiting = 0
+        for tp, read_to in self.read_to.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None and tp.partition in self.owned:
+                waiting += max(0, highwater - read_to)
+        return waiting > self.settings.batch_max_records
+
+    async def _publish_pending(self, now: datetime) -> None:
+        if self.pending_docs:
+            users, self.pending_docs = list(self.pending_docs.values()), {}
+            await self._publish(users, now)
+
     async def _publish(self, users: list[UserState], now: datetime) -> None:
         """Each changed user's score document, once per batch, to the compacted topic, and
         the triggers of rules on model scores it fired."""
@@ -444,6 +465,7 @@ class ScoringEngine(Service):
         assert self.producer is not None
         assert self.consumer is not None
         self._next_checkpoint = time.monotonic() + self.settings.commit_interval_seconds
+        await self._publish_pending(datetime.now(tz=UTC))
         await self._await_sends()
         if not await self.flush_sink():
             # Rows of applied events are only in memory: commit nothing until they are written.
