@@ -217,27 +217,12 @@ class ScoringEngine(Service):
             await self.crash(exc)
 
     async def _fetch(self) -> dict[TopicPartition, list[Any]]:
-        """A share of the batch from each owned partition, then whatever came: left to
-        itself the client can serve one partition's backlog for many batches while another
-        partition's clock (and the events it holds) waits."""
         assert self.consumer is not None
         limit = self.settings.batch_max_records
-        assignment = self.consumer.assignment()
-        owned = sorted(self.owned)
-        out: dict[TopicPartition, list[Any]] = {}
-        if len(owned) > 1:
-            share = max(1, limit // len(owned))
-            for partition in owned:
-                tps = [
-                    tp for topic in self.settings.input_topics
-                    if (tp := TopicPartition(topic, partition)) in assignment
-                    and tp not in self.paused
-                ]  # fmt: skip
-                if tps:
-                    out.update(await self.consumer.getmany(*tps, timeout_ms=0, max_records=share))
-        if not out:
-            out = await self.consumer.getmany(timeout_ms=100, max_records=limit)
-        return out
+        batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
+            timeout_ms=100, max_records=limit
+        )
+        return batches
 
     # -- the batch -------------------------------------------------------------------------
 
@@ -294,10 +279,12 @@ class ScoringEngine(Service):
                     value = clock.value(mono, since=arrival)
                     return value is not None and ts <= value
 
-                # Held events wait as long as the partition's clock moves (a backlog of live
-                # events is replayed while the few orders of the same days wait); only a
-                # clock stalled for MERGE_MAX_HOLD_SECONDS lets them go without it.
+                # Held events wait as long as the partition's clock moves or its topics have
+                # records to read (a backlog of live events is replayed while the few orders
+                # of the same days wait); only a clock stalled for MERGE_MAX_HOLD_SECONDS with
+                # nothing left to read lets them go without it.
                 stalled = self.progress_at.setdefault(partition, mono) < hold_until
+                stalled = stalled and not self._records_waiting(partition)
                 forced = hold_until if stalled and buffer.waited_since(hold_until) else None
                 if forced is not None:
                     metrics.MERGE_FORCED.inc()
@@ -344,6 +331,17 @@ class ScoringEngine(Service):
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
+
+    def _records_waiting(self, partition: int) -> bool:
+        """Whether a topic of the partition has records not read yet: then its clock stands
+        still only until the consumer gets to them (it serves partitions unevenly)."""
+        assert self.consumer is not None
+        for topic in self.settings.input_topics:
+            tp = TopicPartition(topic, partition)
+            read_to, highwater = self.read_to.get(tp), self.consumer.highwater(tp)
+            if read_to is not None and highwater is not None and highwater > read_to:
+                return True
+        return False
 
     def _balance(self) -> None:
         """Stop fetching a topic-partition whose events pile up waiting for the partition's
