@@ -14,7 +14,6 @@ commit onto the rooms as they were then, so the same triggers fire with the same
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,8 +23,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
-from mode import Service
 
+from agents.engine import BatchEngine
 from pipeline import metrics
 from pipeline.domain.rooms import RoomWindow
 from pipeline.domain.triggers import Rule
@@ -47,8 +46,10 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.engine.assigned({tp.partition for tp in assigned})
 
 
-class RoomEngine(Service):
+class RoomEngine(BatchEngine):
     """Keeps each owned room's comment window and fires the room rules."""
+
+    name_of_loop = "rooms"
 
     def __init__(
         self,
@@ -58,8 +59,7 @@ class RoomEngine(Service):
         flush_sink: Callable[[], Awaitable[bool]],
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings
+        super().__init__(settings, **kwargs)
         self.rules = rules
         self.sink = sink
         self.flush_sink = flush_sink
@@ -68,14 +68,6 @@ class RoomEngine(Service):
         self.dirty: dict[int, set[str]] = {}
         self.positions: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
-        self._lock = asyncio.Lock()
-        self._sends: list[asyncio.Future[Any]] = []
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._next_checkpoint = 0.0
-        self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.reader: AIOKafkaConsumer | None = None
 
     async def on_start(self) -> None:
         bootstrap = self.settings.kafka_bootstrap
@@ -96,36 +88,7 @@ class RoomEngine(Service):
         )
         self.consumer.subscribe([self.settings.room_comments_topic], listener=_Rebalance(self))
         await self.consumer.start()
-        self._task = asyncio.create_task(self._run(), name="rooms")
-
-    async def on_stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            try:
-                await self._task
-            except Exception:
-                log.exception("the room loop had failed")
-        try:
-            if self.producer is not None and self.consumer is not None:
-                async with self._lock:
-                    await self._checkpoint()
-        finally:
-            for client in (self.consumer, self.reader, self.producer):
-                if client is not None:
-                    await client.stop()
-
-    async def _run(self) -> None:
-        assert self.consumer is not None
-        try:
-            while not self._stopping:
-                batches = await self.consumer.getmany(timeout_ms=100, max_records=2000)
-                async with self._lock:
-                    await self.process(batches)
-                    if time.monotonic() >= self._next_checkpoint:
-                        await self._checkpoint()
-        except Exception as exc:
-            log.exception("the room loop failed; the worker stops")
-            await self.crash(exc)
+        self.start_loop()
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         assert self.producer is not None
@@ -164,14 +127,6 @@ class RoomEngine(Service):
                             value=encode_trigger(trigger, now),
                         )
                     )
-
-    async def _await_sends(self) -> list[Any]:
-        assert self.producer is not None
-        sends, self._sends = self._sends, []
-        if not sends:
-            return []
-        await self.producer.flush()
-        return list(await asyncio.gather(*sends))
 
     async def _checkpoint(self) -> None:
         """Triggers sent, rows written, changed rooms in the changelog, then offsets."""

@@ -20,7 +20,6 @@ keeps the guarantees Faust's tables give, itself:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter, deque
@@ -32,8 +31,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import TopicPartition
-from mode import Service
 
+from agents.engine import BatchEngine
 from pipeline import metrics
 from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
@@ -104,8 +103,10 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.engine.assigned(set(assigned))
 
 
-class ScoringEngine(Service):
+class ScoringEngine(BatchEngine):
     """Consumes the input topics in batches and keeps every owned user's scores current."""
+
+    name_of_loop = "scoring"
 
     def __init__(
         self,
@@ -115,8 +116,7 @@ class ScoringEngine(Service):
         flush_sink: Callable[[], Awaitable[bool]],
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.settings = settings
+        super().__init__(settings, **kwargs)
         self.scorer = scorer
         self.store = scorer.store
         self.sink = sink
@@ -133,15 +133,7 @@ class ScoringEngine(Service):
         self.progress_at: dict[int, float] = {}  # monotonic time the partition's clock last moved
         self.paused: set[TopicPartition] = set()  # not fetched while their events pile up
         self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
-        self._lock = asyncio.Lock()
-        self._sends: list[asyncio.Future[Any]] = []
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._next_checkpoint = 0.0
         self.state_dir = settings.data_dir / "worker" / "state"
-        self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.reader: AIOKafkaConsumer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -182,47 +174,15 @@ class ScoringEngine(Service):
         )
         self.consumer.subscribe(topics=sorted(self.inputs), listener=_Rebalance(self))
         await self.consumer.start()
-        self._task = asyncio.create_task(self._run(), name="scoring")
+        self.start_loop()
 
     async def on_stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            try:
-                await self._task
-            except Exception:
-                log.exception("the scoring loop had failed")
         try:
-            if self.producer is not None and self.consumer is not None:
-                async with self._lock:
-                    await self._checkpoint()
+            await super().on_stop()
         finally:
-            for client in (self.consumer, self.reader, self.producer):
-                if client is not None:
-                    await client.stop()
             for local in self.local.values():
                 local.close()
             self.local.clear()
-
-    async def _run(self) -> None:
-        assert self.consumer is not None
-        try:
-            while not self._stopping:
-                batches = await self._fetch()
-                async with self._lock:
-                    await self.process(batches)
-                    if time.monotonic() >= self._next_checkpoint:
-                        await self._checkpoint()
-        except Exception as exc:
-            log.exception("the scoring loop failed; the worker stops")
-            await self.crash(exc)
-
-    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
-        assert self.consumer is not None
-        limit = self.settings.batch_max_records
-        batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
-            timeout_ms=100, max_records=limit
-        )
-        return batches
 
     # -- the batch -------------------------------------------------------------------------
 
@@ -493,16 +453,6 @@ class ScoringEngine(Service):
             await self.consumer.commit(offsets)
             self.offsets.committed(offsets)
         metrics.CHECKPOINTS.inc()
-
-    async def _await_sends(self) -> list[Any]:
-        """Wait for every record sent so far; a failed send stops the worker before any
-        offset is committed past it."""
-        assert self.producer is not None
-        sends, self._sends = self._sends, []
-        if not sends:
-            return []
-        await self.producer.flush()
-        return list(await asyncio.gather(*sends))
 
     # -- partitions moving -----------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""What the scoring and room engines share: a batch loop that checkpoints on a timer, sends
+awaited before any offset is committed, and a stop that checkpoints last."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from mode import Service
+
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BatchEngine(Service):
+    """Subclasses start `consumer`, `producer` and `reader` in `on_start` (then call
+    `start_loop`) and implement `process` and `_checkpoint`."""
+
+    name_of_loop = "engine"
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self._lock = asyncio.Lock()
+        self._sends: list[asyncio.Future[Any]] = []
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._next_checkpoint = 0.0
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.reader: AIOKafkaConsumer | None = None
+
+    async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        raise NotImplementedError
+
+    async def _checkpoint(self) -> None:
+        raise NotImplementedError
+
+    def start_loop(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name_of_loop)
+
+    async def on_stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception:
+                log.exception("the %s loop had failed", self.name_of_loop)
+        try:
+            if self.producer is not None and self.consumer is not None:
+                async with self._lock:
+                    await self._checkpoint()
+        finally:
+            for client in (self.consumer, self.reader, self.producer):
+                if client is not None:
+                    await client.stop()
+
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        try:
+            while not self._stopping:
+                batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
+                    timeout_ms=100, max_records=self.settings.batch_max_records
+                )
+                async with self._lock:
+                    await self.process(batches)
+                    if time.monotonic() >= self._next_checkpoint:
+                        await self._checkpoint()
+        except Exception as exc:
+            log.exception("the %s loop failed; the worker stops", self.name_of_loop)
+            await self.crash(exc)
+
+    async def _await_sends(self) -> list[Any]:
+        """Wait for every record sent so far; a failed send stops the worker before any
+        offset is committed past it."""
+        assert self.producer is not None
+        sends, self._sends = self._sends, []
+        if not sends:
+            return []
+        await self.producer.flush()
+        return list(await asyncio.gather(*sends))
