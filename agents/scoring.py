@@ -226,7 +226,8 @@ class ScoringEngine(BatchEngine):
             clock = scorer.clock(partition)
             self._refresh_waiting(partition, clock, mono)
             if len(buffer):
-                if clock.unknown and buffer.waited_since(hold_until):
+                waited = buffer.waited_since(hold_until)
+                if clock.unknown and waited:
                     # A topic that never showed up must not hold the partition any longer.
                     log.warning(
                         "partition %d: %s not seen for %.0f s; %d events go without them",
@@ -245,7 +246,7 @@ class ScoringEngine(BatchEngine):
                 # nothing left to read lets them go without it.
                 stalled = self.progress_at.setdefault(partition, mono) < hold_until
                 stalled = stalled and not self._records_waiting(partition)
-                forced = hold_until if stalled and buffer.waited_since(hold_until) else None
+                forced = hold_until if stalled and waited else None
                 if forced is not None:
                     metrics.MERGE_FORCED.inc()
                     log.warning(

@@ -258,6 +258,13 @@ class RuleSet:
         return tuple(r for r in self.rules if r.subject == "room")
 
 
+def _problems(exc: ValidationError, what: str) -> str:
+    """pydantic's errors as `field: message` parts, one line."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or what}: {e['msg']}" for e in exc.errors()
+    )
+
+
 def _tests(rule: str, where: str, raw: Any, known: dict[str, type]) -> tuple[tuple[str, Test], ...]:
     if not isinstance(raw, dict) or not raw:
         raise RulesError(f"rule {rule!r}: {where} must be a mapping of field to test")
@@ -276,10 +283,7 @@ def _tests(rule: str, where: str, raw: Any, known: dict[str, type]) -> tuple[tup
         try:
             test = Test.model_validate(spec)
         except ValidationError as exc:
-            problem = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'test'}: {e['msg']}" for e in exc.errors()
-            )
-            raise RulesError(f"rule {rule!r}: field {name!r}: {problem}") from None
+            raise RulesError(f"rule {rule!r}: field {name!r}: {_problems(exc, 'test')}") from None
         numeric = known[name] in (int, float)
         if not numeric and any(getattr(test, op) is not None for op in ("gt", "gte", "lt", "lte")):
             raise RulesError(f"rule {rule!r}: field {name!r} is text; compare it with eq/ne/in")
@@ -337,10 +341,7 @@ def parse_rules(text: str, source: str = "<text>") -> RuleSet:
         try:
             spec = RuleSpec.model_validate(raw)
         except ValidationError as exc:
-            problem = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors()
-            )
-            raise RulesError(f"{source}: rule {label!r}: {problem}") from None
+            raise RulesError(f"{source}: rule {label!r}: {_problems(exc, 'rule')}") from None
         try:
             rule = build_rule(spec)
         except RulesError as exc:
