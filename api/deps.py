@@ -1,4 +1,7 @@
-"""Shared dependencies: settings, the scores view, and API-key checks."""
+"""Shared dependencies: settings, the scores view, and API-key checks.
+
+All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per
+dependency per request that costs more than the point read it guards."""
 
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ from pipeline.settings import Settings
 _key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_view(request: Request) -> ScoresView:
+async def get_view(request: Request) -> ScoresView:
     view: ScoresView = request.app.state.view
     return view
 
@@ -27,7 +30,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ViewDep = Annotated[ScoresView, Depends(get_view)]
 
 
-def require_key(settings: SettingsDep, key: Annotated[str | None, Security(_key_header)]) -> str:
+async def require_key(
+    settings: SettingsDep, key: Annotated[str | None, Security(_key_header)]
+) -> str:
     if key is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header")
     if key not in settings.user_keys():
@@ -35,7 +40,7 @@ def require_key(settings: SettingsDep, key: Annotated[str | None, Security(_key_
     return key
 
 
-def require_admin(settings: SettingsDep, key: Annotated[str, Depends(require_key)]) -> str:
+async def require_admin(settings: SettingsDep, key: Annotated[str, Depends(require_key)]) -> str:
     if key not in settings.admin_keys():
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this call needs an admin API key")
     return key

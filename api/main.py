@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import REQUEST_SECONDS, REQUESTS
 from api.routes import health, models, triggers, users
@@ -51,21 +52,39 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.triggers_view = triggers_view
     app.state.rules = rules
 
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        labels = (path, request.method, str(response.status_code))
-        REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - start)
-        REQUESTS.labels(*labels).inc()
-        return response
-
     app.include_router(users.router)
     app.include_router(models.router)
     app.include_router(triggers.router)
     app.include_router(health.router)
+    app.add_middleware(MeasureRequests)
     return app
+
+
+class MeasureRequests:
+    """Request count and latency per route, as plain ASGI middleware (Starlette's
+    `BaseHTTPMiddleware` wraps every response in a task and a stream: a large share of a point
+    read)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            labels = (getattr(route, "path", "unmatched"), scope["method"], str(status))
+            REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - start)
+            REQUESTS.labels(*labels).inc()

@@ -4,7 +4,7 @@ point reads under that load, the reference check, state size, memory, and recove
 from __future__ import annotations
 
 import asyncio
-import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -153,12 +153,12 @@ async def steady_load(
     base_url: str,
     key: str,
     templates: list[tuple[str, dict[str, Any]]],
-    known_users: list[str],
     rate: float,
     seconds: float,
+    users_file: Path,
 ) -> dict[str, float]:
     """`rate` events per second, re-timed to now with new ids, for `seconds`; meanwhile probes
-    time event-to-API latency and a reader times point reads of known users."""
+    time event-to-API latency and a reader in its own process times point reads of known users."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=2)
     await producer.start()
     probe = Probe(settings, base_url, key)
@@ -166,7 +166,6 @@ async def steady_load(
     latencies: list[float] = []
     reads: list[float] = []
     tag = time.time_ns()
-    rng = random.Random(tag)
     async with httpx.AsyncClient(base_url=base_url, headers=probe.headers, timeout=10) as client:
 
         async def load() -> int:
@@ -195,14 +194,14 @@ async def steady_load(
             latencies.extend(await asyncio.gather(*tasks))
 
         async def reader() -> None:
-            start = time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                user = rng.choice(known_users)
-                began = time.perf_counter()
-                response = await client.get(f"/v1/users/{user}")
-                reads.append((time.perf_counter() - began) * 1000)
-                assert response.status_code == 200, response.text
-                await asyncio.sleep(0.01)  # a steady reader, not a flood
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.reader", base_url, key, str(seconds),
+                str(users_file), stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"the reader exited with {proc.returncode}")
+            reads.extend(orjson.loads(out)["latencies_ms"])
 
         sent, _, _ = await asyncio.gather(load(), probes(), reader())
     await producer.stop()

@@ -339,9 +339,10 @@ def main() -> None:
         triggers = asyncio.run(trigger_latency(settings, args.latency_orders, 20.0))
         log(f"steady load at half the measured rate ({rate['events_per_s'] / 2:.0f}/s)")
         templates = [(t, orjson.loads(v)) for t, _, v in messages[-20_000:]]
+        (tmp / "users.txt").write_text("\n".join(sorted(references)))
         load = asyncio.run(steady_load(settings, base_url, "bench", templates,
-                                       sorted(references), rate["events_per_s"] / 2,
-                                       args.load_seconds))  # fmt: skip
+                                       rate["events_per_s"] / 2,
+                                       args.load_seconds, tmp / "users.txt"))  # fmt: skip
         rss, rss_peak = rss_mb(worker.proc.pid)
         log("recovery after SIGKILL")
         killed = worker

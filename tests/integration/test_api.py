@@ -82,18 +82,20 @@ def test_health_readiness_and_metrics_need_no_key(running: Running) -> None:
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     assert isinstance(ready.json()["users"], int)
+    assert running.get("/v1/users/someone", key=None).status_code == 401
     metrics = running.get("/metrics", key=None)
     assert metrics.status_code == 200
     assert "lifecycle_api_request_seconds" in metrics.text
     counts = {
-        sample.labels["route"]: sample.value
+        (sample.labels["route"], sample.labels["status"]): sample.value
         for family in text_string_to_metric_families(metrics.text)
         if family.name == "lifecycle_api_request_seconds"
         for sample in family.samples
-        if sample.name.endswith("_count") and sample.labels["status"] == "200"
+        if sample.name.endswith("_count")
     }
-    assert counts.get("/healthz", 0) >= 1
-    assert counts.get("/readyz", 0) >= 1
+    assert counts.get(("/healthz", "200"), 0) >= 1
+    assert counts.get(("/readyz", "200"), 0) >= 1
+    assert counts.get(("/v1/users/{user_id}", "401"), 0) >= 1
 
 
 def test_users_need_a_known_key_and_unknown_users_are_404(running: Running) -> None:
