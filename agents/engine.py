@@ -41,6 +41,10 @@ class BatchEngine(Service):
     async def _checkpoint(self) -> None:
         raise NotImplementedError
 
+    async def _periodic_checkpoint(self) -> None:
+        """The checkpoint on the timer; an engine may finish it in the background."""
+        await self._checkpoint()
+
     def start_loop(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name_of_loop)
 
@@ -70,7 +74,7 @@ class BatchEngine(Service):
                 async with self._lock:
                     await self.process(batches)
                     if time.monotonic() >= self._next_checkpoint:
-                        await self._checkpoint()
+                        await self._periodic_checkpoint()
         except Exception as exc:
             log.exception("the %s loop failed; the worker stops", self.name_of_loop)
             await self.crash(exc)

@@ -11,15 +11,19 @@ keeps the guarantees Faust's tables give, itself:
   partition's event clock passes them (so each user's events from the four topics apply in
   event-time order), applied, and each changed user's score document is published once per
   batch.
-- A checkpoint, every `COMMIT_INTERVAL_SECONDS` and before partitions move, waits for every
-  published record, writes the sink's rows to ClickHouse, writes each user changed since the
-  last checkpoint once to the changelog, and only then commits the input offsets, up to the
-  first event not yet applied. A crash replays from the last commit; the event ids kept in
-  each user's state make the replayed events no-ops, so each event counts once.
+- A checkpoint, every `COMMIT_INTERVAL_SECONDS` and before partitions move, takes a snapshot
+  (the records sent so far, each user changed since the last checkpoint encoded once, the
+  input offsets up to the first event not yet applied), then waits for those records, writes
+  the sink's rows to ClickHouse, writes the users to the changelog, and only then commits the
+  offsets. The timer's checkpoint does the waiting in the background while the loop goes on
+  scoring; one checkpoint is in flight at a time. A crash replays from the last commit; the
+  event ids kept in each user's state make the replayed events no-ops, so each event counts
+  once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, deque
@@ -133,6 +137,7 @@ class ScoringEngine(BatchEngine):
         self.progress_at: dict[int, float] = {}  # monotonic time the partition's clock last moved
         self.paused: set[TopicPartition] = set()  # not fetched while their events pile up
         self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
+        self._in_flight: asyncio.Task[None] | None = None  # the checkpoint being completed
         self.state_dir = settings.data_dir / "worker" / "state"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -420,36 +425,78 @@ class ScoringEngine(BatchEngine):
     # -- checkpoints -----------------------------------------------------------------------
 
     async def _checkpoint(self) -> None:
-        """Make everything applied so far durable, then commit the input offsets."""
-        assert self.producer is not None
-        assert self.consumer is not None
+        """Make everything applied so far durable, then commit the input offsets (waits)."""
+        await self._begin_checkpoint()
+        await self._finish_checkpoint()
+
+    async def _periodic_checkpoint(self) -> None:
+        """The timer's checkpoint: its snapshot is taken here, the waiting (sends, the
+        ClickHouse insert, the changelog) goes on while the loop scores the next batches."""
+        await self._begin_checkpoint()
+
+    async def _finish_checkpoint(self) -> None:
+        """Wait for the checkpoint in flight, if any; its failure stops the loop."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            await task
+
+    async def _begin_checkpoint(self) -> None:
+        """Snapshot what a checkpoint makes durable, in one step of the loop: the records
+        sent so far, every user changed since the last one (encoded now, as they are now) and
+        the input offsets of the events applied so far. The previous checkpoint finishes
+        first, so offsets are committed in order."""
+        await self._finish_checkpoint()
         self._next_checkpoint = time.monotonic() + self.settings.commit_interval_seconds
         await self._publish_pending(datetime.now(tz=UTC))
-        await self._await_sends()
+        sends, self._sends = self._sends, []
+        changed: dict[int, list[UserState]] = {
+            partition: self.store.take_dirty(partition)
+            for partition in self.store.dirty_partitions()
+        }
+        records = {
+            partition: [(user.user_id.encode(), encode_user(user, partition)) for user in users]
+            for partition, users in changed.items()
+        }
+        offsets = self.offsets.to_commit()
+        self._in_flight = asyncio.create_task(
+            self._complete_checkpoint(sends, changed, records, offsets), name="checkpoint"
+        )
+
+    async def _complete_checkpoint(
+        self,
+        sends: list[asyncio.Future[Any]],
+        changed: dict[int, list[UserState]],
+        records: dict[int, list[tuple[bytes, bytes]]],
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        """Records sent, rows written, users in the changelog (and local state), then the
+        offsets: a crash at any point replays from offsets whose effects are all durable."""
+        assert self.producer is not None
+        assert self.consumer is not None
+        if sends:
+            await self.producer.flush()
+            await asyncio.gather(*sends)
         if not await self.flush_sink():
-            # Rows of applied events are only in memory: commit nothing until they are written.
+            # Rows of applied events are only in memory: commit nothing until they are
+            # written, and write these users with the next checkpoint.
+            for partition, users in changed.items():
+                for user in users:
+                    self.store.mark_dirty(user.user_id, partition)
             return
-        written: dict[int, list[tuple[bytes, bytes | None]]] = {}
         topic = self.settings.changelog_topic
-        for partition in self.store.dirty_partitions():
-            records: list[tuple[bytes, bytes | None]] = []
-            for user in self.store.take_dirty(partition):
-                key, value = user.user_id.encode(), encode_user(user, partition)
-                records.append((key, value))
-                self._sends.append(
-                    await self.producer.send(topic, key=key, value=value, partition=partition)
-                )
-            written[partition] = records
-        results = await self._await_sends()
+        futures = [
+            await self.producer.send(topic, key=key, value=value, partition=partition)
+            for partition, pairs in records.items()
+            for key, value in pairs
+        ]
+        await self.producer.flush()
         last: dict[int, int] = {}
-        for metadata in results:
-            if metadata.topic == topic:
-                last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
-        for partition, records in written.items():
+        for metadata in await asyncio.gather(*futures):
+            last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
+        for partition, pairs in records.items():
             local = self.local.get(partition)
             if local is not None and partition in last:
-                local.write(records, last[partition])
-        offsets = self.offsets.to_commit()
+                local.write(pairs, last[partition])
         if offsets:
             await self.consumer.commit(offsets)
             self.offsets.committed(offsets)
@@ -476,6 +523,7 @@ class ScoringEngine(BatchEngine):
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
+            await self._finish_checkpoint()  # it writes to the partitions' local state
             partitions = {tp.partition for tp in assigned if tp.topic in self.inputs}
             for partition in self.owned - partitions:
                 self.scorer.forget_partition(partition)

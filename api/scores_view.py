@@ -69,7 +69,10 @@ class CompactedView:
         self._targets = dict(await consumer.end_offsets(partitions))
         await self._check_ready(consumer)
         while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            # Loading, big batches; once ready, small ones: a batch is applied without
+            # yielding, and requests wait behind it.
+            limit = 5000 if not self.ready else 200
+            batches = await consumer.getmany(timeout_ms=200, max_records=limit)
             for records in batches.values():
                 for record in records:
                     if record.key is None:

@@ -95,6 +95,7 @@ class Probe:
         self.headers = {"X-API-Key": key}
         self.arrived: dict[str, float] = {}
         self.events: dict[str, asyncio.Event] = {}
+        self.published_ms: list[float] = []  # event sent to its document on the scores topic
         self._watch: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -141,6 +142,7 @@ class Probe:
         sent = time.perf_counter()
         await producer.send(self.settings.topic_live, key=user.encode(), value=orjson.dumps(event))
         await asyncio.wait_for(self.events[user].wait(), limit_s)
+        self.published_ms.append((self.arrived[user] - sent) * 1000)
         while (await client.get(f"/v1/users/{user}")).status_code != 200:
             if time.perf_counter() - sent > limit_s:
                 raise TimeoutError(f"{user} not served after {limit_s} s")
@@ -210,6 +212,8 @@ async def steady_load(
         "load_events": sent,
         "e2e_p50_ms": percentile(latencies, 0.5),
         "e2e_p99_ms": percentile(latencies, 0.99),
+        "publish_p50_ms": percentile(probe.published_ms, 0.5),
+        "publish_p99_ms": percentile(probe.published_ms, 0.99),
         "read_p50_ms": percentile(reads, 0.5),
         "read_p99_ms": percentile(reads, 0.99),
         "reads": len(reads),

@@ -367,6 +367,8 @@ def main() -> None:
             "load_events_per_s": round(load["load_events"] / args.load_seconds),
             "e2e_p50_ms": round(load["e2e_p50_ms"], 1),
             "e2e_p99_ms": round(load["e2e_p99_ms"], 1),
+            "publish_p50_ms": round(load["publish_p50_ms"], 1),
+            "publish_p99_ms": round(load["publish_p99_ms"], 1),
             "read_p50_ms": round(load["read_p50_ms"], 2),
             "read_p99_ms": round(load["read_p99_ms"], 2),
             "trigger_p50_ms": round(triggers["trigger_p50_ms"], 1),

@@ -74,6 +74,11 @@ class UserStore:
     def dirty_partitions(self) -> list[int]:
         return sorted(p for p, ids in self._dirty.items() if ids)
 
+    def mark_dirty(self, user_id: str, partition: int) -> None:
+        """Write the user again with the next checkpoint (its last one did not complete)."""
+        if self._partition_of.get(user_id) == partition:
+            self._dirty.setdefault(partition, set()).add(user_id)
+
     def take_dirty(self, partition: int) -> list[UserState]:
         """The users of the partition changed since the last call, once each."""
         ids = self._dirty.pop(partition, set())

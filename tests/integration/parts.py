@@ -109,10 +109,12 @@ def clickhouse_server_binary() -> str:
     return path
 
 
-def start_clickhouse_server(tmp: Path) -> tuple[Proc, int]:
+def start_clickhouse_server(tmp: Path, ports: tuple[int, int] | None = None) -> tuple[Proc, int]:
+    """A server on its own data directory under `tmp` (kept across restarts), on `ports`
+    (native, HTTP) or free ones; returns it and its native port."""
     data = tmp / "clickhouse"
     data.mkdir(parents=True, exist_ok=True)
-    tcp, http = free_port(), free_port()
+    tcp, http = ports or (free_port(), free_port())
     args = [
         clickhouse_server_binary(),
         "--config-file=/etc/clickhouse-server/config.xml",
