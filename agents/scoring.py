@@ -86,8 +86,11 @@ class OffsetTracker:
         """Next offsets to commit that moved since the last `committed` call."""
         return {tp: o for tp, o in self._safe.items() if self._committed.get(tp) != o}
 
-    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+    def committed(self, offsets: dict[TopicPartition, int]) -> int:
+        """Record offsets as committed; returns how many records they moved past."""
+        moved = sum(o - self._committed.get(tp, o) for tp, o in offsets.items())
         self._committed.update(offsets)
+        return moved
 
     def forget(self, tp: TopicPartition) -> None:
         for entry in self._pending.pop(tp, deque()):
@@ -138,6 +141,7 @@ class ScoringEngine(BatchEngine):
         self.paused: set[TopicPartition] = set()  # not fetched while their events pile up
         self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
         self._in_flight: asyncio.Task[None] | None = None  # the checkpoint being completed
+        self._checkpoint_at = 0.0  # monotonic time the last checkpoint began
         self.state_dir = settings.data_dir / "worker" / "state"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -241,8 +245,19 @@ class ScoringEngine(BatchEngine):
                     )  # fmt: skip
                     clock.give_up_unknown()
 
-                def ready(ts: int, arrival: float, clock: PartitionClock = clock) -> bool:
-                    value = clock.value(mono, since=arrival)
+                # The clock for each arrival time (a batch's events share one), once.
+                values: dict[float, int | None] = {}
+
+                def ready(
+                    ts: int,
+                    arrival: float,
+                    clock: PartitionClock = clock,
+                    values: dict[float, int | None] = values,
+                ) -> bool:
+                    if arrival in values:
+                        value = values[arrival]
+                    else:
+                        value = values[arrival] = clock.value(mono, since=arrival)
                     return value is not None and ts <= value
 
                 # Held events wait as long as the partition's clock moves or its topics have
@@ -292,6 +307,9 @@ class ScoringEngine(BatchEngine):
         self.pending_docs.update(changed)
         if not self._behind():
             await self._publish_pending(now)
+            # Caught up: checkpoints come at the live interval again.
+            live_due = self._checkpoint_at + self.settings.commit_interval_seconds
+            self._next_checkpoint = min(self._next_checkpoint, live_due)
         self._balance()
         metrics.HELD_EVENTS.set(sum(len(b) for b in self.buffers.values()))
         latest = scorer.event_clock_ms()
@@ -446,7 +464,11 @@ class ScoringEngine(BatchEngine):
         the input offsets of the events applied so far. The previous checkpoint finishes
         first, so offsets are committed in order."""
         await self._finish_checkpoint()
-        self._next_checkpoint = time.monotonic() + self.settings.commit_interval_seconds
+        interval = self.settings.commit_interval_seconds
+        if self._behind():
+            interval = max(interval, self.settings.catch_up_commit_interval_seconds)
+        self._checkpoint_at = time.monotonic()
+        self._next_checkpoint = self._checkpoint_at + interval
         await self._publish_pending(datetime.now(tz=UTC))
         sends, self._sends = self._sends, []
         changed: dict[int, list[UserState]] = {
@@ -499,7 +521,7 @@ class ScoringEngine(BatchEngine):
                 local.write(pairs, last[partition])
         if offsets:
             await self.consumer.commit(offsets)
-            self.offsets.committed(offsets)
+            metrics.EVENTS_COMMITTED.inc(self.offsets.committed(offsets))
         metrics.CHECKPOINTS.inc()
 
     # -- partitions moving -----------------------------------------------------------------
@@ -593,5 +615,6 @@ class ScoringEngine(BatchEngine):
             committed = await self.consumer.committed(tp)
             position = begins[tp] if committed is None else committed
             self.read_to[tp] = position
+            self.offsets.committed({tp: position})
             if position >= ends[tp]:
                 clock.resolve(tp.topic, now)

@@ -26,6 +26,10 @@ TRANSITIONS = Counter(
     "lifecycle_stage_transitions_total", "Stage changes", ["from_stage", "to_stage"]
 )
 REACTIVATIONS = Counter("lifecycle_reactivations_total", "Returns from silent or churned")
+EVENTS_COMMITTED = Counter(
+    "lifecycle_events_committed_total",
+    "Input messages whose effects are durable (state, rows, documents) and offsets committed",
+)
 SINK_ROWS = Counter("lifecycle_sink_rows_total", "Rows written to ClickHouse", ["table"])
 SINK_FAILURES = Counter("lifecycle_sink_failures_total", "Failed ClickHouse flushes")
 SINK_PENDING = Gauge("lifecycle_sink_pending_rows", "Rows waiting for the next ClickHouse flush")

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     app_id: str = "lifecycle"
     # How often the worker checkpoints: state to the changelog, rows to ClickHouse, offsets.
     commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The same while the worker catches up on a backlog: a user changed many times in it gets
+    # one score document and one changelog record per checkpoint, so fewer checkpoints mean
+    # less work per event; a crash replays at most this much more.
+    catch_up_commit_interval_seconds: float = Field(default=5.0, gt=0, le=60)
     # Most records one batch of the scoring loop takes from the broker.
     batch_max_records: int = Field(default=2000, ge=1)
 

@@ -101,17 +101,31 @@ class MergeBuffer:
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, float, Any]] = []
         self._seq = 0
+        # Held events per arrival time: a batch's events share one, so there are few.
+        self._arrivals: dict[float, int] = {}
 
     def __len__(self) -> int:
         return len(self._heap)
 
+    def oldest_arrival(self) -> float | None:
+        return min(self._arrivals) if self._arrivals else None
+
     def waited_since(self, moment: float) -> bool:
         """Whether anything held arrived before `moment`."""
-        return any(entry[2] < moment for entry in self._heap)
+        oldest = self.oldest_arrival()
+        return oldest is not None and oldest < moment
 
     def push(self, ts_ms: int, item: Any, arrived: float) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (ts_ms, self._seq, arrived, item))
+        self._arrivals[arrived] = self._arrivals.get(arrived, 0) + 1
+
+    def _gone(self, arrived: float) -> None:
+        left = self._arrivals[arrived] - 1
+        if left:
+            self._arrivals[arrived] = left
+        else:
+            del self._arrivals[arrived]
 
     def release_while(
         self, ready: Callable[[int, float], bool], hold_until: float | None = None
@@ -119,17 +133,20 @@ class MergeBuffer:
         """(event time, item) in event-time order while `ready(ts, arrival)` holds for the
         oldest; all of them once the oldest arrival is before `hold_until`."""
         heap = self._heap
-        if hold_until is not None and heap and min(entry[2] for entry in heap) < hold_until:
+        if hold_until is not None and self.waited_since(hold_until):
             everything = [(entry[0], entry[3]) for entry in sorted(heap)]
             heap.clear()
+            self._arrivals.clear()
             return everything
         out: list[tuple[int, Any]] = []
         while heap and ready(heap[0][0], heap[0][2]):
             entry = heapq.heappop(heap)
+            self._gone(entry[2])
             out.append((entry[0], entry[3]))
         return out
 
     def clear(self) -> list[Any]:
         items = [entry[3] for entry in sorted(self._heap)]
         self._heap.clear()
+        self._arrivals.clear()
         return items

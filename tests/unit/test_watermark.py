@@ -99,3 +99,29 @@ def test_release_while_stops_at_the_first_event_not_ready() -> None:
     ]
     assert buffer.release_while(lambda ts, arrival: False, hold_until=3.5) == [(300, "e300")]
     assert len(buffer) == 0
+
+
+def test_the_oldest_arrival_follows_what_is_still_held() -> None:
+    buffer = MergeBuffer()
+    assert buffer.oldest_arrival() is None
+    assert not buffer.waited_since(100.0)
+    buffer.push(5, "late-arrival-early-event", arrived=2.0)
+    buffer.push(9, "first-arrival", arrived=1.0)
+    buffer.push(7, "first-arrival-too", arrived=1.0)
+    assert buffer.oldest_arrival() == 1.0
+    assert buffer.waited_since(1.5)
+    assert not buffer.waited_since(1.0)
+    # Up to 7: the events of arrival 2.0 and one of 1.0 go; one of 1.0 is still held.
+    assert [item for _, item in buffer.release_while(lambda ts, _: ts <= 7)] == [
+        "late-arrival-early-event",
+        "first-arrival-too",
+    ]
+    assert buffer.oldest_arrival() == 1.0
+    assert buffer.release_while(lambda ts, _: ts <= 9) == [(9, "first-arrival")]
+    assert buffer.oldest_arrival() is None
+    # A forced release empties it, and forgets the arrivals with it.
+    buffer.push(3, "a", arrived=4.0)
+    buffer.push(1, "b", arrived=5.0)
+    assert buffer.release_while(lambda ts, _: False, hold_until=4.5) == [(1, "b"), (3, "a")]
+    assert buffer.oldest_arrival() is None
+    assert len(buffer) == 0
