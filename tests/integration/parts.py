@@ -122,6 +122,8 @@ def start_clickhouse_server(tmp: Path, ports: tuple[int, int] | None = None) -> 
         f"--path={data}/",
         f"--tcp_port={tcp}",
         f"--http_port={http}",
+        # Each server of the tests on its own replication port (the default 9009 is shared).
+        f"--interserver_http_port={free_port()}",
         "--listen_host=127.0.0.1",
         f"--logger.log={data}/server.log",
         f"--logger.errorlog={data}/error.log",
