@@ -43,7 +43,7 @@ from pipeline.domain.state import UserState
 from pipeline.domain.triggers import Fired
 from pipeline.domain.watermark import MergeBuffer, PartitionClock
 from pipeline.local_state import LocalPartition, open_partition
-from pipeline.scorer import Outcome, Prepared, Scorer
+from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
 from pipeline.store import decode_user, encode_user
 from pipeline.user_triggers import trigger_row
@@ -275,18 +275,27 @@ class ScoringEngine(BatchEngine):
                         self.settings.merge_max_hold_seconds,
                         {tp.topic: n for tp, n in self.held.items() if tp.partition == partition},
                     )  # fmt: skip
-                for ts, (held, tp, record) in buffer.release_while(ready, forced):
-                    self.held[tp] -= 1
-                    if ts > self.released_to.get(partition, ts - 1):
-                        self.released_to[partition] = ts
+                releasing = buffer.release_while(ready, forced)
+                if releasing:  # in event-time order: the last is the latest
+                    latest_ts = releasing[-1][0]
+                    if latest_ts > self.released_to.get(partition, latest_ts - 1):
+                        self.released_to[partition] = latest_ts
                         self.progress_at[partition] = mono
-                    outcome = await self._apply(held, tp, record, now)
-                    if outcome is not None:
-                        if outcome.duplicate:
-                            duplicates[tp.topic] += 1
-                        else:
-                            scored[tp.topic] += 1
-                        await self._collect(outcome, changed)
+                apply_event = scorer.apply_event
+                for _, (held, tp, record) in releasing:
+                    self.held[tp] -= 1
+                    try:
+                        outcome = apply_event(held, partition, now, document=False)
+                    except Exception as exc:
+                        await self._reject(exc, tp, record)
+                        continue
+                    if outcome.duplicate:
+                        duplicates[tp.topic] += 1
+                    else:
+                        scored[tp.topic] += 1
+                    self._record(outcome, changed)
+                    if outcome.fired or outcome.room_comment is not None:
+                        await self._send_outputs(outcome)
                     self.offsets.done(tp, record.offset)
             # Idle users whose silent or churned time has come, up to the time known safe: no
             # later than an event released, or than every topic quiet since the last arrival.
@@ -354,20 +363,21 @@ class ScoringEngine(BatchEngine):
             if read_to is not None and highwater is not None:
                 clock.set_waiting(topic, highwater > read_to, mono)
 
-    async def _apply(
-        self, prepared: Prepared, tp: TopicPartition, record: Any, now: datetime
-    ) -> Outcome | None:
-        try:
-            return self.scorer.apply_event(prepared, tp.partition, now, document=False)
-        except Exception as exc:
-            await self._reject(exc, tp, record)
-            return None
-
-    async def _collect(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
+    def _record(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
+        """An outcome's rows to the sink, its metrics, and its user among the changed ones."""
+        self.sink.add_many(outcome.rows)
         for table, row in outcome.rows:
-            self.sink.add(table, row)
             if table == "trigger_outcomes":
                 metrics.TRIGGER_OUTCOMES.labels(row["rule"], row["outcome"]).inc()
+        for transition in outcome.transitions:
+            metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
+            if transition.is_reactivation:
+                metrics.REACTIVATIONS.inc()
+        if outcome.user is not None and not outcome.duplicate:
+            changed[outcome.user.user_id] = outcome.user
+
+    async def _send_outputs(self, outcome: Outcome) -> None:
+        """An outcome's triggers, and its live comment for the room rules."""
         await self._fire(outcome.fired)
         comment = outcome.room_comment
         if comment is not None:
@@ -379,12 +389,10 @@ class ScoringEngine(BatchEngine):
                     value=orjson.dumps(comment._asdict()),
                 )
             )
-        for transition in outcome.transitions:
-            metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
-            if transition.is_reactivation:
-                metrics.REACTIVATIONS.inc()
-        if outcome.user is not None and not outcome.duplicate:
-            changed[outcome.user.user_id] = outcome.user
+
+    async def _collect(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
+        self._record(outcome, changed)
+        await self._send_outputs(outcome)
 
     async def _fire(self, fired: list[tuple[Fired, bytes]]) -> None:
         """Fired triggers to `lifecycle-triggers`, keyed by their subject."""

@@ -60,13 +60,21 @@ class BatchingSink:
         return self._pending
 
     def add(self, table: str, row: Row) -> None:
+        self.add_many([(table, row)])
+
+    def add_many(self, rows: list[tuple[str, Row]]) -> None:
+        """(table, row) pairs, all or none; raises SinkError when the backlog is full."""
+        if not rows:
+            return
         with self._lock:
             if self._pending >= self.max_buffered:
                 raise SinkError(
                     f"sink backlog of {self._pending} rows: the store is not taking writes"
                 )
-            self._buffers[table].append(row)
-            self._pending += 1
+            buffers = self._buffers
+            for table, row in rows:
+                buffers[table].append(row)
+            self._pending += len(rows)
 
     def flush(self) -> dict[str, int]:
         """Write every buffered batch; returns rows written per table, raises SinkError."""

@@ -123,6 +123,20 @@ def test_backlog_beyond_max_buffered_raises() -> None:
     assert sink.pending == 1
 
 
+def test_rows_of_several_tables_are_added_together_or_not_at_all() -> None:
+    client = FlakyClient()
+    sink = BatchingSink(client, max_buffered=2)
+    sink.add_many([])
+    assert sink.pending == 0
+    sink.add_many([("events", {"event_id": "e1"}), ("user_scores", {"user_id": "u1"})])
+    assert sink.pending == 2
+    with pytest.raises(SinkError, match="backlog of 2 rows"):
+        sink.add_many([("events", {"event_id": "e2"}), ("triggers", {"id": "t1"})])
+    assert sink.pending == 2
+    client.down = False
+    assert sink.flush() == {"events": 1, "user_scores": 1}
+
+
 def test_buffered_rows_are_the_callers_dicts_until_flushed() -> None:
     client = MemoryClient()
     sink = BatchingSink(client)
