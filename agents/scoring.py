@@ -46,6 +46,7 @@ from pipeline.local_state import LocalPartition, open_partition
 from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
 from pipeline.store import decode_user, encode_user
+from pipeline.topics import end_offset
 from pipeline.user_triggers import trigger_row
 from schemas.validation import Rejection
 from sinks.base import BatchingSink
@@ -575,7 +576,7 @@ class ScoringEngine(BatchEngine):
         local = open_partition(self.settings.table_store, self.state_dir, partition)
         tp = TopicPartition(self.settings.changelog_topic, partition)
         self.reader.assign([tp])
-        end = (await self.reader.end_offsets([tp]))[tp]
+        end = await end_offset(self.reader, tp)
         start = local.changelog_offset + 1
         if start > end:
             log.warning(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.settings import Settings
@@ -46,3 +47,18 @@ async def ensure_topics(settings: Settings, timeout_s: float = 20.0) -> list[str
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+async def end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    """The offset after the last record of a partition (the consumer must have it assigned).
+
+    The embedded broker reports as the end the offset after the first record of the last
+    batch, not after its last record; reading that batch gives the true end. The consumer is
+    left positioned there."""
+    reported: int = (await consumer.end_offsets([tp]))[tp]
+    if reported == 0:
+        return 0
+    consumer.seek(tp, reported - 1)
+    got = await consumer.getmany(tp, timeout_ms=1000)
+    records = got.get(tp, [])
+    return max(reported, records[-1].offset + 1) if records else reported
