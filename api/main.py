@@ -61,9 +61,9 @@ def create_api(settings: Settings) -> FastAPI:
 
 
 class MeasureRequests:
-    """Request count and latency per route, as plain ASGI middleware (Starlette's
-    `BaseHTTPMiddleware` wraps every response in a task and a stream: a large share of a point
-    read)."""
+    """Request count and latency per route (to the response's first byte, so a stream counts
+    its start, not its length), as plain ASGI middleware: Starlette's `BaseHTTPMiddleware`
+    wraps every response in a task and a stream, a large share of a point read."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,11 +74,13 @@ class MeasureRequests:
             return
         start = time.perf_counter()
         status = 500
+        elapsed: float | None = None
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, elapsed
             if message["type"] == "http.response.start":
                 status = message["status"]
+                elapsed = time.perf_counter() - start
             await send(message)
 
         try:
@@ -86,5 +88,7 @@ class MeasureRequests:
         finally:
             route = scope.get("route")
             labels = (getattr(route, "path", "unmatched"), scope["method"], str(status))
-            REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - start)
+            if elapsed is None:
+                elapsed = time.perf_counter() - start
+            REQUEST_SECONDS.labels(*labels).observe(elapsed)
             REQUESTS.labels(*labels).inc()
