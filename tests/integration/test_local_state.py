@@ -7,7 +7,6 @@ import asyncio
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -71,7 +70,7 @@ def test_a_restarted_worker_starts_from_its_local_state(running: Running) -> Non
         60, "the first half scored",
     )  # fmt: skip
     assert running.worker.stop() == 0
-    log = Path(running.tmp / "worker-restarted.log")
+    log = running.tmp / "worker-restarted.log"
     running.worker = Proc("worker", [*lifecycle("worker"), "--loglevel", "info"], running.env, log)
     wait_worker_assigned(running)
     text = log.read_text()
