@@ -41,6 +41,10 @@ class BatchEngine(Service):
     async def _checkpoint(self) -> None:
         raise NotImplementedError
 
+    def fetch_timeout_ms(self) -> int:
+        """How long a fetch may wait for records before the loop goes round anyway."""
+        return 100
+
     async def _periodic_checkpoint(self) -> None:
         """The checkpoint on the timer; an engine may finish it in the background."""
         await self._checkpoint()
@@ -69,7 +73,7 @@ class BatchEngine(Service):
         try:
             while not self._stopping:
                 batches: dict[TopicPartition, list[Any]] = await self.consumer.getmany(
-                    timeout_ms=100, max_records=self.settings.batch_max_records
+                    timeout_ms=self.fetch_timeout_ms(), max_records=self.settings.batch_max_records
                 )
                 async with self._lock:
                     await self.process(batches)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -325,6 +326,17 @@ class ScoringEngine(BatchEngine):
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
+
+    def fetch_timeout_ms(self) -> int:
+        """Until the caught-up hold of a partition's oldest held event ends (when no record
+        comes first), so an event goes when its hold is over, not at the next round."""
+        hold, now = self.settings.merge_caught_up_hold_seconds, time.monotonic()
+        left = [
+            oldest + hold - now
+            for buffer in self.buffers.values()
+            if (oldest := buffer.oldest_arrival()) is not None and oldest + hold > now
+        ]
+        return max(1, min(100, math.ceil(min(left) * 1000))) if left else 100
 
     def _records_waiting(self, partition: int) -> bool:
         """Whether a topic of the partition has records not read yet: then its clock stands

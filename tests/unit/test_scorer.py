@@ -251,7 +251,10 @@ def test_documents_built_without_validation_are_exactly_what_validation_gives() 
             body = doc.model_dump_json()
             again = ScoreDocument.model_validate_json(body)
             assert again.model_dump_json() == body
-            assert again == ScoreDocument.model_validate(doc.model_dump())
+            validated = ScoreDocument.model_validate(doc.model_dump())
+            assert again == validated
+            assert doc.model_fields_set == validated.model_fields_set
+            assert doc.model_copy(update={"version": 0}).version == 0
             kinds.add((doc.stage, doc.rfm is not None, doc.purchase is not None,
                        doc.sentiment is not None))  # fmt: skip
     assert len(kinds) >= 6, kinds

@@ -98,3 +98,36 @@ def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: P
     assert other.path is None
     assert other.changelog_offset == -1
     holder.close()
+
+
+def test_the_loop_wakes_when_the_oldest_held_event_may_go() -> None:
+    """With events held, a fetch waits no longer than the rest of the oldest one's caught-up
+    hold; with none, or with the hold already over, the usual round."""
+    import time
+
+    from agents.scoring import ScoringEngine
+    from pipeline.domain.watermark import MergeBuffer
+    from pipeline.scorer import Scorer
+    from pipeline.settings import Settings
+    from sinks.base import BatchingSink
+    from sinks.memory import MemoryClient
+
+    settings = Settings(clickhouse_url="memory://", merge_caught_up_hold_seconds=0.5)
+
+    async def flush() -> bool:
+        return True
+
+    engine = ScoringEngine(
+        settings, Scorer(settings, UserStore()), BatchingSink(MemoryClient()), flush
+    )
+    assert engine.fetch_timeout_ms() == 100
+    buffer = engine.buffers[0] = MergeBuffer()
+    now = time.monotonic()
+    buffer.push(1, "later", now - 0.1)
+    buffer.push(2, "older", now - 0.45)
+    assert 1 <= engine.fetch_timeout_ms() <= 50
+    engine.buffers[1] = MergeBuffer()
+    engine.buffers[1].push(3, "overdue", now - 2.0)  # held by something else than the hold
+    assert 1 <= engine.fetch_timeout_ms() <= 50
+    del engine.buffers[0]
+    assert engine.fetch_timeout_ms() == 100
