@@ -403,6 +403,8 @@ def main() -> None:
             "low_hold_e2e_p99_ms": round(low["e2e_p99_ms"], 1),
             "read_p50_ms": round(load["read_p50_ms"], 2),
             "read_p99_ms": round(load["read_p99_ms"], 2),
+            "served_read_p50_ms": round(load["served_read_p50_ms"], 2),
+            "served_read_p99_ms": round(load["served_read_p99_ms"], 2),
             "trigger_p50_ms": round(triggers["trigger_p50_ms"], 1),
             "trigger_p99_ms": round(triggers["trigger_p99_ms"], 1),
             "startup_s": round(rate["startup_s"], 2),
