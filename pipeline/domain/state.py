@@ -166,6 +166,10 @@ def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition
     Each transition carries the exact time its rule fired (say, 30 days after the last
     interaction), so advancing late gives the same history as advancing often.
     """
+    if state.clock_ms is not None and now_ms <= state.clock_ms:
+        # Every point up to `now_ms` is settled already (the second call of an event, or a
+        # late event): nothing moves, and the clock stays.
+        return []
     out: list[Transition] = []
     points = change_points(
         rules, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
