@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test soak bench unit integration lint clickhouse-server clean
+.PHONY: install run test soak bench bench-workers unit integration lint clickhouse-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,8 @@ run: install
 test: install clickhouse-server lint
 	$(PY) -m pytest -q
 
-## Long fault runs: a worker killed with SIGKILL mid-stream, checked against the reference.
+## Long fault runs, checked against the reference: a worker killed with SIGKILL mid-stream, and
+## a large backfill produced while the worker is live.
 soak: install clickhouse-server
 	$(PY) -m pytest -q -m soak
 
@@ -48,6 +49,12 @@ $(PEER_PY): bench/peer-requirements.txt
 ## contents, then latency, reads, recovery and memory; the last line is one JSON object.
 bench: install $(BENCH_STAMP) $(PEER_PY)
 	$(PY) -m bench.throughput --users $(or $(USERS),10000) --events $(or $(EVENTS),200000)
+
+## Throughput with 1, 2 and 4 worker processes sharing the partitions, each run checked against
+## the reference scorer; the last line is one JSON object.
+bench-workers: install $(BENCH_STAMP)
+	$(PY) -m bench.scaling --workers $(or $(WORKERS),1 2 4) --users $(or $(USERS),10000) \
+		--events $(or $(EVENTS),200000)
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -55,6 +55,11 @@ from sinks.base import BatchingSink
 log = logging.getLogger(__name__)
 
 
+# How long the broker may keep a fetch waiting for records: a topic read to its end is
+# fetched again this often.
+FETCH_WAIT_MS = 20
+
+
 def internal_error(exc: Exception) -> Rejection:
     log.exception("scoring failed on a message; it goes to dead-letters")
     return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
@@ -99,6 +104,22 @@ class OffsetTracker:
             self._entries.pop((tp, entry[0]), None)
         self._safe.pop(tp, None)
         self._committed.pop(tp, None)
+
+
+def unread(read_to: int | None, highwater: int | None, paused: bool) -> bool | None:
+    """Whether a topic-partition may have records not read yet (None: not known yet).
+
+    A high watermark past what was read says so. A paused one may have them whatever its
+    last fetch said: it is not fetched, so its high watermark is as old as its pause, and a
+    producer may be writing it right now (the embedded broker also reports a partition's end
+    as the offset after the first record of its last batch, so a topic paused in the middle
+    of a backfill's large batch looked read to its end). What it has not read must hold its
+    partition's clock like any backlog; it is resumed once its held events go."""
+    if paused:
+        return True
+    if read_to is None or highwater is None:
+        return None
+    return highwater > read_to
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -181,7 +202,7 @@ class ScoringEngine(BatchEngine):
             partition_assignment_strategy=(RangePartitionAssignor,),
             max_partition_fetch_bytes=4 * 1024 * 1024,
             # Answer a fetch as soon as records come: a trigger must not wait for a full one.
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
         )
         self.consumer.subscribe(topics=sorted(self.inputs), listener=_Rebalance(self))
         await self.consumer.start()
@@ -328,15 +349,19 @@ class ScoringEngine(BatchEngine):
             metrics.EVENT_CLOCK.set(latest / 1000)
 
     def fetch_timeout_ms(self) -> int:
-        """Until the caught-up hold of a partition's oldest held event ends (when no record
-        comes first), so an event goes when its hold is over, not at the next round."""
+        """Until just after the caught-up hold of a partition's oldest held event ends (when
+        no record comes first): a topic lets go once a fetch answered after the hold found
+        nothing new, and the consumer fetches a topic read to its end every
+        `FETCH_WAIT_MS`. So an event goes when its hold is over, not at the next round."""
         hold, now = self.settings.merge_caught_up_hold_seconds, time.monotonic()
         left = [
-            oldest + hold - now
+            max(0.0, oldest + hold - now)
             for buffer in self.buffers.values()
-            if (oldest := buffer.oldest_arrival()) is not None and oldest + hold > now
+            if (oldest := buffer.oldest_arrival()) is not None
         ]
-        return max(1, min(100, math.ceil(min(left) * 1000))) if left else 100
+        if not left:
+            return 100
+        return max(1, min(100, math.ceil(min(left) * 1000) + 2 * FETCH_WAIT_MS))
 
     def _records_waiting(self, partition: int) -> bool:
         """Whether a topic of the partition has records not read yet: then its clock stands
@@ -367,14 +392,17 @@ class ScoringEngine(BatchEngine):
         metrics.PAUSED_PARTITIONS.set(len(self.paused))
 
     def _refresh_waiting(self, partition: int, clock: PartitionClock, mono: float) -> None:
-        """A topic whose high watermark moved past what was read has records waiting."""
+        """Whether each topic of the partition has records not read yet (`unread`)."""
         assert self.consumer is not None
+        to_mono = time.monotonic() - time.time()
         for topic in self.settings.input_topics:
             tp = TopicPartition(topic, partition)
-            read_to = self.read_to.get(tp)
-            highwater = self.consumer.highwater(tp)
-            if read_to is not None and highwater is not None:
-                clock.set_waiting(topic, highwater > read_to, mono)
+            waiting = unread(self.read_to.get(tp), self.consumer.highwater(tp), tp in self.paused)
+            if waiting is not None:
+                clock.set_waiting(topic, waiting, mono)
+            polled_ms = self.consumer.last_poll_timestamp(tp)
+            if polled_ms is not None:
+                clock.polled(topic, polled_ms / 1000 + to_mono)
 
     def _record(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
         """An outcome's rows to the sink, its metrics, and its user among the changed ones."""

@@ -23,7 +23,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -229,7 +229,18 @@ class Worker:
         self.proc.wait(60)
 
 
-def throughput(worker: Worker, expected: int) -> dict[str, float]:
+class Counted(Protocol):
+    """What the rate is read from: one worker, or a group of them."""
+
+    started: float
+    proc: subprocess.Popen[bytes]
+
+    def processed(self) -> float: ...
+
+    def committed(self) -> float: ...
+
+
+def throughput(worker: Counted, expected: int) -> dict[str, float]:
     """Start-up (to the first 1% of the events scored), and the rate from 10% of the events
     scored to all of them durable (documents published, rows written, state in the changelog,
     offsets committed: the last checkpoint is part of the work). Also the rate at which events

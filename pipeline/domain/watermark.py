@@ -24,12 +24,19 @@ class PartitionClock:
     after another, so when one of them brings a record, the others' records of the same moment
     may be landing right now. A topic known to be caught up but not seen since this worker got
     the partition holds everything (its latest time is unknown) for as long.
+
+    Quiet is what a fetch saw, not what the wall clock says: once the consumer reports when
+    it last fetched a topic (`polled`), the topic lets go only after a fetch answered at least
+    the hold after that moment found nothing new. A worker that could not fetch meanwhile (its
+    loop busy with a checkpoint, the process waiting for a core, the topic paused) has seen
+    nothing, and a producer may have written plenty.
     """
 
     def __init__(self, expected: tuple[str, ...] = (), caught_up_hold_s: float = 0.0) -> None:
         self._latest: dict[str, int] = {}
         self._waiting: dict[str, bool] = {}
         self._caught_up_at: dict[str, float] = {}
+        self._polled_at: dict[str, float] = {}
         self.unknown: set[str] = set(expected)
         self.hold_s = caught_up_hold_s
 
@@ -54,6 +61,10 @@ class PartitionClock:
             self._caught_up_at.pop(topic, None)
         else:  # read to its end just now: the hold starts again
             self._caught_up_at[topic] = now
+
+    def polled(self, topic: str, at: float) -> None:
+        """The consumer's last fetch of the topic was answered at `at` (as `now`)."""
+        self._polled_at[topic] = at
 
     def set_waiting(self, topic: str, more_waiting: bool, now: float = 0.0) -> None:
         """Whether the topic has records not read yet, learnt from its high watermark without
@@ -81,7 +92,8 @@ class PartitionClock:
                 quiet_from = self._caught_up_at.get(topic, now)
                 if since is not None:
                     quiet_from = max(quiet_from, since)
-                if now - quiet_from >= self.hold_s:
+                seen_to = self._polled_at.get(topic, now)
+                if seen_to - quiet_from >= self.hold_s:
                     continue
             latest = self._latest.get(topic)
             if latest is None:

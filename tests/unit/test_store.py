@@ -102,10 +102,11 @@ def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: P
 
 def test_the_loop_wakes_when_the_oldest_held_event_may_go() -> None:
     """With events held, a fetch waits no longer than the rest of the oldest one's caught-up
-    hold; with none, or with the hold already over, the usual round."""
+    hold and two fetches of a quiet topic (one of them answered after the hold lets it go);
+    with none held, the usual round."""
     import time
 
-    from agents.scoring import ScoringEngine
+    from agents.scoring import FETCH_WAIT_MS, ScoringEngine
     from pipeline.domain.watermark import MergeBuffer
     from pipeline.scorer import Scorer
     from pipeline.settings import Settings
@@ -125,9 +126,19 @@ def test_the_loop_wakes_when_the_oldest_held_event_may_go() -> None:
     now = time.monotonic()
     buffer.push(1, "later", now - 0.1)
     buffer.push(2, "older", now - 0.45)
-    assert 1 <= engine.fetch_timeout_ms() <= 50
+    assert 2 * FETCH_WAIT_MS < engine.fetch_timeout_ms() <= 50 + 2 * FETCH_WAIT_MS
     engine.buffers[1] = MergeBuffer()
-    engine.buffers[1].push(3, "overdue", now - 2.0)  # held by something else than the hold
-    assert 1 <= engine.fetch_timeout_ms() <= 50
-    del engine.buffers[0]
+    engine.buffers[1].push(3, "overdue", now - 2.0)  # its hold is over: the next fetches
+    assert engine.fetch_timeout_ms() == 2 * FETCH_WAIT_MS
+    del engine.buffers[0], engine.buffers[1]
     assert engine.fetch_timeout_ms() == 100
+
+
+def test_a_paused_partition_counts_as_unread_whatever_its_last_high_watermark() -> None:
+    from agents.scoring import unread
+
+    assert unread(10, 12, paused=False) is True
+    assert unread(12, 12, paused=False) is False
+    assert unread(12, 12, paused=True) is True  # not fetched: its high watermark is stale
+    assert unread(None, 12, paused=False) is None
+    assert unread(12, None, paused=False) is None

@@ -77,6 +77,24 @@ def test_a_quiet_topic_holds_a_newly_arrived_record_for_the_hold() -> None:
     assert clock.value(now=20.6, since=20.0) == 900
 
 
+def test_a_quiet_topic_lets_go_only_after_a_fetch_answered_after_the_hold() -> None:
+    """Quiet is what a fetch saw: a worker that could not fetch during the hold (its loop
+    busy, the process waiting for a core, the topic paused) saw nothing, however long the
+    wall clock says it waited."""
+    clock = PartitionClock(caught_up_hold_s=0.5)
+    clock.observe("chat", 100, more_waiting=False, now=0.0)
+    clock.polled("chat", 0.0)
+    clock.observe("live", 900, more_waiting=False, now=20.0)
+    clock.polled("chat", 19.9)  # the last fetch of chat before the live record came
+    assert clock.value(now=25.0, since=20.0) == 100  # no fetch since: still held
+    clock.polled("chat", 20.3)  # a fetch inside the hold found nothing new
+    assert clock.value(now=25.0, since=20.0) == 100
+    clock.polled("chat", 20.52)  # one answered after the hold did
+    assert clock.value(now=25.0, since=20.0) == 900
+    # A later record asks anew: the fetches before its arrival say nothing about it.
+    assert clock.value(now=25.0, since=24.8) == 100
+
+
 def test_a_topic_caught_up_but_unseen_holds_everything_for_the_hold() -> None:
     clock = PartitionClock(("live", "chat"), caught_up_hold_s=0.5)
     clock.resolve("chat", now=0.0)  # nothing to read when the partition came here
