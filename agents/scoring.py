@@ -27,8 +27,8 @@ import asyncio
 import logging
 import math
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,31 +67,25 @@ def internal_error(exc: Exception) -> Rejection:
 
 class OffsetTracker:
     """Which input offsets are safe to commit: a topic-partition's offset is committed only
-    once every earlier event of it is applied (or rejected), whatever order they applied in."""
+    once every earlier event of it is applied (or rejected), whatever order they applied in.
+
+    Every record read is rejected at once, held in a merge buffer, or applied, so the safe
+    offset is the first one still held, or the one after the last read when none is: worked
+    out from the held events at each checkpoint rather than kept up to date per record."""
 
     def __init__(self) -> None:
-        self._pending: dict[TopicPartition, deque[list[Any]]] = {}
-        self._entries: dict[tuple[TopicPartition, int], list[Any]] = {}
-        self._safe: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
 
-    def arrived(self, tp: TopicPartition, offset: int) -> None:
-        entry = [offset, False]
-        self._pending.setdefault(tp, deque()).append(entry)
-        self._entries[(tp, offset)] = entry
-
-    def done(self, tp: TopicPartition, offset: int) -> None:
-        entry = self._entries.pop((tp, offset), None)
-        if entry is None:
-            return
-        entry[1] = True
-        queue = self._pending[tp]
-        while queue and queue[0][1]:
-            self._safe[tp] = queue.popleft()[0] + 1
-
-    def to_commit(self) -> dict[TopicPartition, int]:
-        """Next offsets to commit that moved since the last `committed` call."""
-        return {tp: o for tp, o in self._safe.items() if self._committed.get(tp) != o}
+    def to_commit(
+        self, read_to: Mapping[TopicPartition, int], held: Iterable[tuple[TopicPartition, int]]
+    ) -> dict[TopicPartition, int]:
+        """Next offsets to commit that moved since the last `committed` call, given the next
+        offset to read of each topic-partition and the offsets of the events still held."""
+        safe = dict(read_to)
+        for tp, offset in held:
+            if offset < safe.get(tp, offset + 1):
+                safe[tp] = offset
+        return {tp: o for tp, o in safe.items() if self._committed.get(tp) != o}
 
     def committed(self, offsets: dict[TopicPartition, int]) -> int:
         """Record offsets as committed; returns how many records they moved past."""
@@ -100,9 +94,6 @@ class OffsetTracker:
         return moved
 
     def forget(self, tp: TopicPartition) -> None:
-        for entry in self._pending.pop(tp, deque()):
-            self._entries.pop((tp, entry[0]), None)
-        self._safe.pop(tp, None)
         self._committed.pop(tp, None)
 
 
@@ -232,7 +223,6 @@ class ScoringEngine(BatchEngine):
             buffer = self.buffers.setdefault(tp.partition, MergeBuffer())
             clock = scorer.clock(tp.partition)
             for record in records:
-                self.offsets.arrived(tp, record.offset)
                 try:
                     prepared = scorer.prepare(tp.topic, record.value or b"", now)
                 except Exception as exc:
@@ -319,7 +309,6 @@ class ScoringEngine(BatchEngine):
                     self._record(outcome, changed)
                     if outcome.fired or outcome.room_comment is not None:
                         await self._send_outputs(outcome)
-                    self.offsets.done(tp, record.offset)
             # Idle users whose silent or churned time has come, up to the time known safe: no
             # later than an event released, or than every topic quiet since the last arrival.
             safe = clock.value(mono, since=self.last_arrival.get(partition))
@@ -487,7 +476,6 @@ class ScoringEngine(BatchEngine):
         self._sends.append(
             await self.producer.send(self.settings.topic_dead_letters, key=record.key, value=value)
         )
-        self.offsets.done(tp, record.offset)
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -528,7 +516,12 @@ class ScoringEngine(BatchEngine):
             partition: [(user.user_id.encode(), encode_user(user, partition)) for user in users]
             for partition, users in changed.items()
         }
-        offsets = self.offsets.to_commit()
+        held = (
+            (tp, record.offset)
+            for buffer in self.buffers.values()
+            for _, tp, record in buffer.items()
+        )
+        offsets = self.offsets.to_commit(self.read_to, held)
         self._in_flight = asyncio.create_task(
             self._complete_checkpoint(sends, changed, records, offsets), name="checkpoint"
         )

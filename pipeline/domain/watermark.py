@@ -10,7 +10,7 @@ not mark users silent because one topic ran ahead of another.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -126,6 +126,10 @@ class MergeBuffer:
         """Whether anything held arrived before `moment`."""
         oldest = self.oldest_arrival()
         return oldest is not None and oldest < moment
+
+    def items(self) -> Iterator[Any]:
+        """The items held, in no particular order."""
+        return (entry[3] for entry in self._heap)
 
     def push(self, ts_ms: int, item: Any, arrived: float) -> None:
         self._seq += 1

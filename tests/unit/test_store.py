@@ -72,23 +72,58 @@ def test_the_memory_store_keeps_nothing_locally(tmp_path: Path) -> None:
 
 
 def test_offsets_are_committed_only_up_to_the_first_event_not_applied() -> None:
-    live, order = TopicPartition("live", 0), TopicPartition("order", 0)
+    live, order, chat = (
+        TopicPartition("live", 0),
+        TopicPartition("order", 0),
+        TopicPartition("chat", 0),
+    )
     tracker = OffsetTracker()
-    for offset in range(5):
-        tracker.arrived(live, offset)
-    tracker.arrived(order, 10)
-    tracker.done(live, 0)
-    tracker.done(live, 2)  # applied before 1 (held for another topic)
-    tracker.done(order, 10)
-    assert tracker.to_commit() == {live: 1, order: 11}
-    tracker.committed(tracker.to_commit())
-    assert tracker.to_commit() == {}
-    tracker.done(live, 1)
-    assert tracker.to_commit() == {live: 3}
-    tracker.done(live, 99)  # unknown: ignored
+    # live read up to 4, of which 1, 3 and 4 are still held (2 applied before 1); order read
+    # to 10 and applied; chat read to nothing past what was committed at assignment.
+    tracker.committed({chat: 7})
+    read_to = {live: 5, order: 11, chat: 7}
+    assert tracker.to_commit(read_to, [(live, 3), (live, 1), (live, 4)]) == {live: 1, order: 11}
+    tracker.committed(tracker.to_commit(read_to, [(live, 3), (live, 1), (live, 4)]))
+    assert tracker.to_commit(read_to, [(live, 3), (live, 1), (live, 4)]) == {}
+    assert tracker.to_commit(read_to, [(live, 4), (live, 3)]) == {live: 3}
+    assert tracker.committed({live: 5}) == 4  # records moved past since the last commit
+    assert tracker.to_commit(read_to, []) == {}
+    # A forgotten topic-partition (revoked) starts again from what its next owner reads.
     tracker.forget(live)
-    tracker.done(live, 3)
-    assert tracker.to_commit() == {}
+    assert tracker.to_commit({live: 5}, []) == {live: 5}
+
+
+def test_a_checkpoint_commits_up_to_the_first_held_event_of_each_topic_partition() -> None:
+    """The engine's snapshot: every read record is rejected, held or applied, so the first
+    held offset of a topic-partition is where its commit stops."""
+    from agents.scoring import ScoringEngine
+    from pipeline.domain.watermark import MergeBuffer
+    from pipeline.scorer import Scorer
+    from pipeline.settings import Settings
+    from sinks.base import BatchingSink
+    from sinks.memory import MemoryClient
+
+    settings = Settings(clickhouse_url="memory://")
+
+    async def flush() -> bool:
+        return True
+
+    engine = ScoringEngine(
+        settings, Scorer(settings, UserStore()), BatchingSink(MemoryClient()), flush
+    )
+
+    class Record:
+        def __init__(self, offset: int) -> None:
+            self.offset = offset
+
+    live, order = TopicPartition("live", 2), TopicPartition("order", 2)
+    engine.read_to = {live: 40, order: 9}
+    buffer = engine.buffers[2] = MergeBuffer()
+    buffer.push(1_000, (None, live, Record(31)), 0.0)
+    buffer.push(500, (None, live, Record(35)), 0.0)
+    held = [(tp, record.offset) for b in engine.buffers.values() for _, tp, record in b.items()]
+    assert sorted(held) == [(live, 31), (live, 35)]
+    assert engine.offsets.to_commit(engine.read_to, held) == {live: 31, order: 9}
 
 
 def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: Path) -> None:
