@@ -173,11 +173,7 @@ def run_produce(
     """The command: progress on stderr, the summary on stdout; returns the exit code."""
     kind = kind_of(settings, topic)
     fmt = file_format(path, fmt)
-    validator = Validator(
-        settings.fx_rates,
-        max_bytes=settings.max_message_bytes,
-        future_margin_ms=int(settings.future_margin_seconds * 1000),
-    )
+    validator = settings.validator()
     lines = _line_count(path)
     producer = _connect(settings)
     try:

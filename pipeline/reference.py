@@ -19,7 +19,7 @@ from pipeline.scorer import rules_from
 from pipeline.settings import Settings
 from schemas.events import AnyEvent, Kind
 from schemas.order import OrderEvent
-from schemas.validation import Rejection, Validator
+from schemas.validation import Rejection
 
 NOT_INTERACTIONS = frozenset({"touch_sent", "touch_opened"})
 
@@ -99,8 +99,7 @@ def reference_scores(
     kinds: dict[str, Kind] = dict(
         zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
     )
-    validator = Validator(settings.fx_rates, settings.max_message_bytes,
-                          int(settings.future_margin_seconds * 1000))  # fmt: skip
+    validator = settings.validator()
     now_ms = int((now or datetime.now(tz=UTC)).timestamp() * 1000)
     events: dict[str, list[AnyEvent]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
@@ -111,10 +110,12 @@ def reference_scores(
         except Rejection:
             continue
         valid.append(event)
-    for event in sorted(valid, key=lambda e: e.ts_ms):
+    for event in valid:  # the first of an event id to arrive counts; a reuse is refused
         if (event.user_id, event.event_id) not in seen:
             seen.add((event.user_id, event.event_id))
             events[event.user_id].append(event)
+    for history in events.values():
+        history.sort(key=lambda e: e.ts_ms)
     clocks: dict[int, int] = defaultdict(int)
     for user_id, history in events.items():
         part = partition_of(user_id)
@@ -122,20 +123,32 @@ def reference_scores(
     out: dict[str, Reference] = {}
     for user_id, history in events.items():
         ref = out[user_id] = Reference(user_id)
+        ledger: dict[str, list[int]] = {}  # order_id: [cents paid, cents refunded]
         for event in history:
+            cents = 0
+            if isinstance(event, OrderEvent):
+                cents = to_base_cents(event.amount, event.currency, settings.fx_rates)
+                entry = ledger.get(event.order_id)
+                if event.type == "order_paid" and entry is not None:
+                    continue  # paid already: a duplicate order, or a conflicting one
+                if event.type == "order_refunded":
+                    if entry is None:
+                        continue  # a refund of an order never paid
+                    cents = min(cents, entry[0] - entry[1])
+                    entry[1] += cents
+                if event.type == "order_paid":
+                    ledger[event.order_id] = [cents, 0]
             _advance(rules, ref, event.ts_ms)
             ts = event.ts_ms
             ref.last_event_ms = ts if ref.last_event_ms is None else max(ref.last_event_ms, ts)
             if event.type not in NOT_INTERACTIONS:
                 ref.interactions.append(ts)
-            if isinstance(event, OrderEvent):
-                cents = to_base_cents(event.amount, event.currency, settings.fx_rates)
-                if event.type == "order_paid":
-                    ref.paid.append(ts)
-                    ref.monetary_cents += cents
-                elif event.type == "order_refunded":
-                    ref.refunds += 1
-                    ref.monetary_cents -= cents
+            if event.type == "order_paid":
+                ref.paid.append(ts)
+                ref.monetary_cents += cents
+            elif event.type == "order_refunded":
+                ref.refunds += 1
+                ref.monetary_cents -= cents
             _move(rules, ref, ts)
         _advance(rules, ref, clocks[partition_of(user_id)])
     return out

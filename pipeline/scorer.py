@@ -7,11 +7,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from pipeline.domain import orders
 from pipeline.domain.document import score_document
-from pipeline.domain.facts import to_fact
+from pipeline.domain.facts import AmountOutOfRange, to_fact
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import Fact, Transition, UserState, advance, apply, event_digest
+from pipeline.domain.state import (
+    Fact,
+    Transition,
+    UserState,
+    advance,
+    apply,
+    event_digest,
+    seen_at,
+    seen_payload,
+)
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.domain.watermark import PartitionClock
@@ -22,7 +32,11 @@ from pipeline.store import UserStore
 from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
 from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
-from schemas.validation import Rejection, Validator
+from schemas.validation import (
+    CONFLICTING_DUPLICATE,
+    INVALID_AMOUNT,
+    Rejection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,7 @@ class Outcome:
     transitions: list[Transition]
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     duplicate: bool = False
+    duplicate_order: bool = False  # a payment of an order already paid, under a new event id
     user: UserState | None = None
     fired: list[tuple[Fired, bytes]] = field(default_factory=list)
     room_comment: RoomComment | None = None
@@ -92,10 +107,10 @@ class Scorer:
         self.rules = rules_from(settings)
         self.rule_set = rules if rules is not None else load_rules(settings.triggers_file)
         self.triggers = UserTriggers(self.rule_set)
-        self.validator = Validator(
-            settings.fx_rates,
-            max_bytes=settings.max_message_bytes,
-            future_margin_ms=int(settings.future_margin_seconds * 1000),
+        self.validator = settings.validator()
+        self.order_limits = orders.OrderLimits(
+            horizon_ms=int(settings.order_ledger_days * 86_400_000),
+            max_orders=settings.order_ledger_max_orders,
         )
         self.dedup_horizon_ms = int(settings.dedup_horizon_days * 86_400_000)
         self.store = store if store is not None else UserStore()
@@ -217,7 +232,10 @@ class Scorer:
             raise Rejection("unknown_topic", None, f"{topic} is not an input topic")
         now = now or datetime.now(tz=UTC)
         event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
-        return Prepared(topic, event, to_fact(event, self.settings.fx_rates))
+        try:
+            return Prepared(topic, event, to_fact(event, self.settings.fx_rates))
+        except AmountOutOfRange as exc:
+            raise Rejection(INVALID_AMOUNT, "amount", str(exc)) from exc
 
     def observe(
         self, partition: int, topic: str, ts_ms: int, more_waiting: bool, now: float = 0.0
@@ -246,22 +264,40 @@ class Scorer:
         is false: a batch asks `documents` once per changed user instead).
 
         A duplicate (an event id the user already had within the horizon: a resend, or a
-        replay after a crash) changes nothing and comes back with `duplicate` set. The id is
-        remembered in the same state record as the event's effect, so the two cannot part.
+        replay after a crash) changes nothing and comes back with `duplicate` set; so does a
+        payment of an order already paid (`duplicate_order`). The id is remembered in the same
+        state record as the event's effect, so the two cannot part.
+
+        Raises Rejection: `conflicting_duplicate` for an event id the user had with another
+        payload (a producer reusing ids), `unknown_order` for a refund of an order the user's
+        ledger does not hold, `conflicting_order` for an order paid again with another amount.
+        The state is unchanged then.
         """
         now = now or datetime.now(tz=UTC)
         topic, event, fact = prepared
         user = self._load(event.user_id)
         digest = event_digest(event.event_id)
         if user.has_seen(digest):
+            self._check_reuse(user.seen_ids[digest], fact, event.event_id)
             # A resend, or a replay after a crash: the state has it already. Its row is written
             # again (the table collapses repeated rows), in case a crash lost the sink's buffer.
             rows = [("events", event_row(topic, event, fact, now))]
             return Outcome(document=None, transitions=[], rows=rows, duplicate=True)
+        try:
+            verdict = orders.check(user, fact)
+        except orders.OrderRefused as exc:
+            raise Rejection(exc.reason, "order_id", exc.detail) from exc
+        if verdict == "duplicate_order":
+            # The same payment under a new event id: nothing changes, and no row is written
+            # (the events table would count the order twice). Its id is remembered, so a
+            # resend of it is a plain duplicate.
+            self._remember(user, digest, fact)
+            self.store.put(user, partition)
+            return Outcome(document=None, transitions=[], duplicate=True, duplicate_order=True)
         self._timers(partition)  # this partition's users are in the population models
         idle = advance(user, self.rules, fact.ts_ms)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
-        own = apply(user, fact, self.rules)
+        own = apply(user, fact, self.rules, self.order_limits)
         transitions = idle + own
         label = self.enricher.on_event(user, fact)
         self.enricher.on_transitions(user, transitions)
@@ -270,13 +306,7 @@ class Scorer:
             user, fact, event.event_id, event.__dict__.get("trigger_id")
         )
         fired += self.triggers.on_event(user, fact, own)
-        user.remember(
-            digest,
-            fact.ts_ms,
-            self.dedup_horizon_ms,
-            self.settings.dedup_max_ids,
-            self.settings.dedup_min_ids,
-        )
+        self._remember(user, digest, fact)
         self.store.put(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
@@ -290,6 +320,30 @@ class Scorer:
                 fact.room_id, event.event_id, fact.ts_ms, label == "negative", user.user_id
             )
         return outcome
+
+    def _remember(self, user: UserState, digest: int, fact: Fact) -> None:
+        settings = self.settings
+        user.remember(
+            digest,
+            fact.ts_ms,
+            self.dedup_horizon_ms,
+            settings.dedup_max_ids,
+            settings.dedup_min_ids,
+            payload=fact.payload,
+        )
+
+    @staticmethod
+    def _check_reuse(packed: int, fact: Fact, event_id: str) -> None:
+        """Raise `conflicting_duplicate` when a seen event id comes with another payload."""
+        first = seen_payload(packed)
+        if first and fact.payload and first != fact.payload:
+            at = datetime.fromtimestamp(seen_at(packed) / 1000, tz=UTC).isoformat()
+            raise Rejection(
+                CONFLICTING_DUPLICATE,
+                "event_id",
+                f"event_id {event_id} was used already (event time {at}) for an event with "
+                "another payload: a producer reusing ids, not a retry",
+            )
 
     def score(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -9,6 +10,9 @@ from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.limits import DEFAULT_EARLIEST_EVENT_TIME, STORE_EARLIEST
+from schemas.validation import Validator
 
 # Keys that `lifecycle up` hands out on the embedded default; refused anywhere else.
 DEV_API_KEY = "dev"
@@ -75,6 +79,9 @@ class Settings(BaseSettings):
     catch_up_commit_interval_seconds: float = Field(default=5.0, gt=0, le=60)
     # Most records one batch of the scoring loop takes from the broker.
     batch_max_records: int = Field(default=2000, ge=1)
+    # How long a worker may go without a completed checkpoint while it has events to make
+    # durable before it counts as stalled (logged, lifecycle_checkpoint_stalled, /readyz 503).
+    checkpoint_stall_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
 
     # API.
     api_host: str = "127.0.0.1"
@@ -107,6 +114,17 @@ class Settings(BaseSettings):
     dedup_horizon_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     dedup_max_ids: int = Field(default=512, ge=1)
     dedup_min_ids: int = Field(default=256, ge=0)
+    # Event times before this are `invalid_timestamp` (epoch seconds sent as milliseconds
+    # land in 1970); not before 1970-01-02, what the stores hold.
+    earliest_event_time: datetime = Field(
+        default=DEFAULT_EARLIEST_EVENT_TIME,
+        description="Earliest valid event time (RFC 3339); default 1990-01-01T00:00:00Z.",
+    )
+    # The per-user ledger of recent orders (a payment counted once, a refund capped at what
+    # its order paid): orders paid within this many days of the user's latest event, at most
+    # this many. A refund of an order outside it is `unknown_order`.
+    order_ledger_days: float = Field(default=180.0, gt=0, allow_inf_nan=False)
+    order_ledger_max_orders: int = Field(default=100, ge=1)
     merge_caught_up_hold_seconds: float = Field(
         default=0.5,
         ge=0,
@@ -150,6 +168,15 @@ class Settings(BaseSettings):
             raise ValueError("a chDB URL is chdb:///relative/dir or chdb:////absolute/dir")
         return value
 
+    @field_validator("earliest_event_time")
+    @classmethod
+    def _earliest_in_store_range(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("EARLIEST_EVENT_TIME needs a UTC offset, e.g. 1990-01-01T00:00:00Z")
+        if value < STORE_EARLIEST:
+            raise ValueError(f"EARLIEST_EVENT_TIME must be on or after {STORE_EARLIEST.date()}")
+        return value
+
     @model_validator(mode="after")
     def _currencies(self) -> Settings:
         if self.base_currency not in self.fx_rates:
@@ -176,6 +203,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-room-state-changelog"
 
     @cached_property
+    def worker_status_topic(self) -> str:
+        """The compacted topic each worker reports its partitions and checkpoints to."""
+        return f"{self.app_id}-worker-status"
+
+    @cached_property
     def output_topics(self) -> tuple[str, str, str]:
         return (self.topic_scores, self.topic_triggers, self.topic_dead_letters)
 
@@ -196,6 +228,16 @@ class Settings(BaseSettings):
                 "the keys 'dev' and 'dev-admin' are for the embedded default only; "
                 "set API_KEYS and ADMIN_API_KEYS to keys of your own"
             )
+
+    def validator(self) -> Validator:
+        """The event contract with these limits (size, currencies, earliest and future
+        times), as the worker, the reference scorer and the producers' tools apply it."""
+        return Validator(
+            self.fx_rates,
+            max_bytes=self.max_message_bytes,
+            future_margin_ms=int(self.future_margin_seconds * 1000),
+            earliest=self.earliest_event_time,
+        )
 
     def chdb_path(self) -> Path:
         """Data directory of an embedded chDB URL (chdb:///rel/path or chdb:////abs/path)."""

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from schemas.common import EventBase
+from schemas.limits import MAX_MESSAGE_CHARS, Id
 
 ChatType = Literal["message", "reply", "join_group", "leave_group"]
 
@@ -15,8 +16,8 @@ class ChatEvent(EventBase):
     """A chat action; `group_id` is absent for one-to-one chats."""
 
     type: ChatType
-    group_id: str | None = None
-    text: str | None = Field(default=None, max_length=4000)
+    group_id: Id | None = None
+    text: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
 
     @model_validator(mode="after")
     def _per_type_field(self) -> ChatEvent:

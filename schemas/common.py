@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.limits import STORE_EARLIEST, STORE_LATEST, Id
+
 SCHEMA_VERSION = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -20,7 +22,21 @@ def _from_epoch_ms(value: float) -> datetime:
 
 
 def parse_event_time(value: Any) -> datetime:
-    """Event time from RFC 3339 with an offset, or epoch milliseconds, as an aware UTC datetime."""
+    """Event time from RFC 3339 with an offset, or epoch milliseconds, as an aware UTC datetime.
+
+    Raises ValueError for anything else, and for a time the stores cannot hold (before
+    1970-01-02 or from 2106 on); the configured earliest time is checked by the Validator.
+    """
+    parsed = _parse_event_time(value)
+    if not STORE_EARLIEST <= parsed < STORE_LATEST:
+        raise ValueError(
+            f"ts {parsed.isoformat()} is outside what the stores hold "
+            f"({STORE_EARLIEST.date()} to {STORE_LATEST.date()})"
+        )
+    return parsed
+
+
+def _parse_event_time(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("ts must be RFC 3339 text or epoch milliseconds, not a boolean")
     if isinstance(value, int | float):
@@ -50,23 +66,16 @@ class EventBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
+    event_id: Id
+    user_id: Id
     ts: datetime
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
     props: dict[str, Any] | None = None
 
     @field_validator("ts", mode="before")
     @classmethod
     def _event_time(cls, value: Any) -> datetime:
         return parse_event_time(value)
-
-    @field_validator("event_id", "user_id")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
     @property
     def ts_ms(self) -> int:

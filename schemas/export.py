@@ -9,6 +9,7 @@ from typing import Any
 from schemas.client import DEFAULT_TOPICS
 from schemas.common import SCHEMA_VERSION
 from schemas.events import EVENT_MODELS, Kind
+from schemas.limits import DEFAULT_EARLIEST_EVENT_TIME, STORE_LATEST
 from schemas.live import _REQUIRED as LIVE_REQUIRED
 from schemas.scores import ScoreDocument
 
@@ -29,14 +30,60 @@ PER_TYPE_FIELDS: dict[Kind, dict[str, tuple[str, ...]]] = {
     "touch": {},
 }
 
-# Event time as the models read it: RFC 3339 with an offset, or epoch milliseconds.
+# Event time as the models read it: RFC 3339 with an offset, or epoch milliseconds, from the
+# default earliest event time (EARLIEST_EVENT_TIME) to what the stores hold.
+_EARLIEST_MS = int(DEFAULT_EARLIEST_EVENT_TIME.timestamp() * 1000)
 _EVENT_TIME = {
     "title": "Ts",
-    "description": "event time: RFC 3339 with a UTC offset, or epoch milliseconds",
-    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+    "description": (
+        "event time: RFC 3339 with a UTC offset, or epoch milliseconds (not seconds), from "
+        f"{DEFAULT_EARLIEST_EVENT_TIME.date()} (the default EARLIEST_EVENT_TIME) to at most "
+        "FUTURE_MARGIN_SECONDS ahead of the pipeline's clock"
+    ),
+    "anyOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "string", "pattern": "^[0-9]{12,13}$"},
+        {
+            "type": "number",
+            "minimum": _EARLIEST_MS,
+            "exclusiveMaximum": int(STORE_LATEST.timestamp() * 1000),
+        },
+    ],
 }
-# A positive decimal written as text, e.g. "129.90" (a number must be > 0 too).
-_POSITIVE_DECIMAL_TEXT = r"^(?![0.]+$)[0-9]+(\.[0-9]+)?$"
+# A decimal from 0 to 10^12 written as text, e.g. "129.90" (its fractional digits are at most
+# the currency's minor units: none for JPY and KRW).
+_DECIMAL_TEXT = r"^((0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?|1000000000000(\.0{1,4})?)$"
+
+
+def _minor_unit_rules() -> list[dict[str, Any]]:
+    """Per currency group (ISO 4217 minor units, from CLDR through Babel): an amount written
+    as text has at most that many fractional digits; with none, a number is whole."""
+    from babel.numbers import list_currencies
+
+    from schemas.order import minor_units
+
+    groups: dict[int, list[str]] = {}
+    for code in sorted(list_currencies()):
+        if len(code) == 3 and code.isupper():
+            groups.setdefault(minor_units(code), []).append(code)
+    rules = []
+    for digits, codes in sorted(groups.items()):
+        if digits >= 4:
+            continue
+        fraction = rf"(\.[0-9]{{1,{digits}}})?" if digits else ""
+        amount: dict[str, Any] = {
+            "anyOf": [
+                {"type": "number", **({"multipleOf": 1} if digits == 0 else {})},
+                {"type": "string", "pattern": rf"^[0-9]+{fraction}$"},
+            ]
+        }
+        rules.append(
+            {
+                "if": {"properties": {"currency": {"enum": codes}}, "required": ["currency"]},
+                "then": {"properties": {"amount": amount}},
+            }
+        )
+    return rules
 
 
 def topic_of(kind: Kind) -> str:
@@ -80,8 +127,15 @@ def event_schema(kind: Kind) -> dict[str, Any]:
     if "amount" in properties:
         for branch in properties["amount"]["anyOf"]:
             if branch.get("type") == "string":
-                branch["pattern"] = _POSITIVE_DECIMAL_TEXT
+                branch["pattern"] = _DECIMAL_TEXT
+    if "amount" in properties:
+        properties["amount"]["description"] = (
+            "decimal in `currency`, 0 (a free order) to 10^12, with at most the currency's "
+            "ISO 4217 minor units as fractional digits (none for JPY and KRW)"
+        )
     rules = _per_type(PER_TYPE_FIELDS[kind])
+    if kind == "order":
+        rules += _minor_unit_rules()
     if rules:
         body["allOf"] = rules
     return {**_header(topic_of(kind), f"{kind} event", description), **body}

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from schemas.common import EventBase
+from schemas.limits import MAX_COMMENT_CHARS, MAX_GIFT_VALUE, MAX_WATCH_SECONDS, Id
 
 LiveType = Literal[
     "room_enter",
@@ -37,13 +38,13 @@ class LiveEvent(EventBase):
     """A viewer's action in a live room during one broadcast (`session_id`)."""
 
     type: LiveType
-    room_id: str = Field(min_length=1)
-    session_id: str = Field(min_length=1)
-    seconds: float | None = Field(default=None, gt=0, le=86_400, allow_inf_nan=False)
-    text: str | None = Field(default=None, max_length=2000)
-    value: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    product_id: str | None = None
-    coupon_id: str | None = None
+    room_id: Id
+    session_id: Id
+    seconds: float | None = Field(default=None, gt=0, le=MAX_WATCH_SECONDS, allow_inf_nan=False)
+    text: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    value: float | None = Field(default=None, ge=0, le=MAX_GIFT_VALUE, allow_inf_nan=False)
+    product_id: Id | None = None
+    coupon_id: Id | None = None
 
     @model_validator(mode="after")
     def _per_type_field(self) -> LiveEvent:

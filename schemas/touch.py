@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.common import EventBase
+from schemas.limits import ID_PATTERN, MAX_LABEL_CHARS, Id
 
 TouchType = Literal["touch_sent", "touch_opened", "touch_clicked"]
 
@@ -15,6 +16,6 @@ class TouchEvent(EventBase):
     """A touch of a campaign; `trigger_id` links it to the trigger it answers."""
 
     type: TouchType
-    campaign_id: str = Field(min_length=1)
-    channel: str = Field(min_length=1)
-    trigger_id: str | None = None
+    campaign_id: Id
+    channel: str = Field(min_length=1, max_length=MAX_LABEL_CHARS, pattern=ID_PATTERN)
+    trigger_id: Id | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import orjson
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.events import EVENT_MODELS, AnyEvent, Kind
+from schemas.limits import DEFAULT_EARLIEST_EVENT_TIME, ID_ALPHABET, ID_MAX_LENGTH
 
 # Reasons, machine-readable; the dead-letter record and the metric label carry them.
 TOO_LARGE = "too_large"
@@ -30,6 +32,11 @@ UNKNOWN_CURRENCY = "unknown_currency"
 INVALID_TIMESTAMP = "invalid_timestamp"
 FUTURE_TIMESTAMP = "future_timestamp"
 INVALID_FIELD = "invalid_field"
+# Reasons found against the user's state, after validation.
+CONFLICTING_DUPLICATE = "conflicting_duplicate"  # an event_id reused with another payload
+UNKNOWN_ORDER = "unknown_order"  # a refund of an order this user was never seen paying
+CONFLICTING_ORDER = "conflicting_order"  # an order paid again with another amount or currency
+SINK_REJECTED = "sink_rejected"  # valid, but the store refused its row
 
 _WRONG_TYPE_ERRORS = frozenset(
     {
@@ -70,15 +77,32 @@ def _classify(error: ErrorDetails) -> Rejection:
         return Rejection(MISSING_FIELD, needed.group(1), message)
     if kind == "extra_forbidden":
         return Rejection(UNKNOWN_FIELD, loc, "field is not part of the schema (use `props`)")
-    if top in ("event_id", "user_id") and kind in ("string_too_short", "value_error"):
+    blank = isinstance(error.get("input"), str) and not str(error.get("input")).strip()
+    if top in ("event_id", "user_id") and (kind == "string_too_short" or blank):
         return Rejection(EMPTY_FIELD, loc, "must not be empty")
+    if kind == "string_pattern_mismatch" and top.endswith("_id"):
+        return Rejection(
+            INVALID_FIELD, loc, f"an id is 1 to {ID_MAX_LENGTH} of {ID_ALPHABET}"
+        )
     if top == "ts":
         return Rejection(INVALID_TIMESTAMP, loc, message)
-    if top == "amount":
-        return Rejection(INVALID_AMOUNT, loc, message)
+    if top == "amount" or kind == "invalid_amount":
+        return Rejection(INVALID_AMOUNT, "amount", message)
     if kind in _WRONG_TYPE_ERRORS:
         return Rejection(WRONG_TYPE, loc, message)
     return Rejection(INVALID_FIELD, loc, message)
+
+
+def _seconds_hint(value: Any, earliest_ms: int, latest_ms: int) -> str:
+    """A hint when an epoch-milliseconds `ts` reads right as epoch seconds."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    if earliest_ms <= value * 1000 <= latest_ms:
+        as_seconds = datetime.fromtimestamp(value, tz=UTC).isoformat()
+        return f" (it looks like epoch seconds, {as_seconds}; ts is epoch milliseconds)"
+    return ""
 
 
 def decode_object(raw: bytes) -> dict[str, Any]:
@@ -104,10 +128,13 @@ class Validator:
         currencies: Collection[str],
         max_bytes: int = 64 * 1024,
         future_margin_ms: int = 5 * 60 * 1000,
+        earliest: datetime = DEFAULT_EARLIEST_EVENT_TIME,
     ) -> None:
         self.currencies = frozenset(currencies)
         self.max_bytes = max_bytes
         self.future_margin_ms = future_margin_ms
+        self.earliest = earliest
+        self.earliest_ms = int(earliest.timestamp() * 1000)
 
     def decode(self, raw: bytes) -> dict[str, Any]:
         """Bytes to a JSON object, or a Rejection for size, encoding, syntax or shape."""
@@ -126,10 +153,22 @@ class Validator:
         try:
             event = EVENT_MODELS[kind].model_validate(data)
         except ValidationError as exc:
-            raise _classify(exc.errors()[0]) from exc
+            rejection = _classify(exc.errors()[0])
+            if rejection.reason == INVALID_TIMESTAMP:
+                hint = _seconds_hint(data.get("ts"), self.earliest_ms, now_ms)
+                rejection = Rejection(INVALID_TIMESTAMP, "ts", rejection.detail + hint)
+            raise rejection from exc
         if event.ts_ms > now_ms + self.future_margin_ms:
             ahead = (event.ts_ms - now_ms) / 1000
             raise Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
+        if event.ts_ms < self.earliest_ms:
+            hint = _seconds_hint(data.get("ts"), self.earliest_ms, now_ms)
+            raise Rejection(
+                INVALID_TIMESTAMP,
+                "ts",
+                f"{event.ts.isoformat()} is before the earliest event time "
+                f"{self.earliest.isoformat()}{hint}",
+            )
         currency = event.__dict__.get("currency")  # (a missing attribute is slow on a model)
         if currency is not None and currency not in self.currencies:
             known = ", ".join(sorted(self.currencies))

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from pipeline.domain.state import Fact
+import orjson
+
+from pipeline.domain.state import Fact, payload_digest
 from schemas.events import AnyEvent
+from schemas.limits import MAX_BASE_AMOUNT
 from schemas.order import OrderEvent
+
+_MAX_BASE_CENTS = int(MAX_BASE_AMOUNT * 100)
 
 
 class UnknownCurrency(ValueError):
     """An order in a currency with no configured rate."""
 
 
+class AmountOutOfRange(ValueError):
+    """An order worth more than the contract's bound once converted to the base currency."""
+
+
 def to_base_cents(amount: Decimal, currency: str, fx_rates: dict[str, float]) -> int:
-    """Amount in base-currency cents, rounded half to even."""
+    """Amount in base-currency cents, rounded half to even; raises UnknownCurrency."""
     rate = fx_rates.get(currency)
     if rate is None:
         raise UnknownCurrency(
@@ -24,10 +33,28 @@ def to_base_cents(amount: Decimal, currency: str, fx_rates: dict[str, float]) ->
     return int(cents.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def canonical_payload(event: AnyEvent) -> bytes:
+    """The event as the pipeline understood it, whatever the producer's spelling (key order,
+    `ts` as text or milliseconds, `"10.0"` or `10`): equal for a resend of the same event."""
+    body = event.model_dump_json(exclude={"props"}).encode()
+    if event.props:
+        body += orjson.dumps(event.props, option=orjson.OPT_SORT_KEYS)
+    return body
+
+
 def to_fact(event: AnyEvent, fx_rates: dict[str, float]) -> Fact:
+    """The domain's view of a validated event; raises UnknownCurrency, and AmountOutOfRange
+    for an order worth more than 10^12 in the base currency."""
     amount = 0
+    order_id = None
     if isinstance(event, OrderEvent):
         amount = to_base_cents(event.amount, event.currency, fx_rates)
+        if amount > _MAX_BASE_CENTS:
+            raise AmountOutOfRange(
+                f"{event.amount} {event.currency} is {Decimal(amount).scaleb(-2)} in the base "
+                f"currency, above the bound of {MAX_BASE_AMOUNT}"
+            )
+        order_id = event.order_id
     fields = event.__dict__
     return Fact(
         user_id=event.user_id,
@@ -38,4 +65,6 @@ def to_fact(event: AnyEvent, fx_rates: dict[str, float]) -> Fact:
         text=fields.get("text"),
         room_id=fields.get("room_id"),
         session_id=fields.get("session_id"),
+        order_id=order_id,
+        payload=payload_digest(canonical_payload(event)),
     )

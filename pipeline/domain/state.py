@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pipeline.domain import orders as ledger
+from pipeline.domain.orders import PAID, REFUNDED, OrderLimits
 from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, change_points, stage_at
 
-PAID = "order_paid"
-REFUNDED = "order_refunded"
+__all__ = ["PAID", "REFUNDED", "Fact", "Transition", "UserState", "advance", "apply"]
+DEFAULT_ORDER_LIMITS = OrderLimits()
+
 NOT_INTERACTIONS = frozenset({"touch_sent", "touch_opened"})
 
 
@@ -25,6 +29,8 @@ class Fact:
     text: str | None = None  # of a comment or chat message
     room_id: str | None = None  # of a live event
     session_id: str | None = None  # of a live event: one broadcast
+    order_id: str | None = None  # of an order event
+    payload: int = 0  # payload_digest of the event (0: unknown), to tell a retry from a reuse
 
     @property
     def is_interaction(self) -> bool:
@@ -36,6 +42,30 @@ def event_digest(event_id: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big", signed=True
     )
+
+
+# A remembered event id maps to its event time (ms, the low 42 bits: up to the year 2109)
+# and a 20-bit digest of its payload above them, in one int that stays within int64.
+_TS_BITS = 42
+_TS_MASK = (1 << _TS_BITS) - 1
+_PAYLOAD_BITS = 20
+
+
+def payload_digest(canonical: bytes) -> int:
+    """A stable digest of an event's payload, 1 to 2^20 - 1 (0 means unknown): a resend of
+    the same event gives the same digest, a reused id with another payload another one
+    (with probability 1 - 2^-20)."""
+    return (zlib.crc32(canonical) % ((1 << _PAYLOAD_BITS) - 1)) + 1
+
+
+def seen_at(packed: int) -> int:
+    """Event time (ms) of a remembered event id."""
+    return packed & _TS_MASK
+
+
+def seen_payload(packed: int) -> int:
+    """Payload digest of a remembered event id (0: remembered before digests were kept)."""
+    return packed >> _TS_BITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +95,7 @@ class UserState:
     first_paid_ms: int | None = None
     last_paid_ms: int | None = None
     order_count: int = 0
+    free_orders: int = 0  # paid orders of amount 0: in frequency and recency, not order value
     refund_count: int = 0
     monetary_cents: int = 0
     paid_cents: int = 0  # gross of refunds: the order values the purchase models see
@@ -89,23 +120,34 @@ class UserState:
     fired_rules: dict[str, int] = field(default_factory=dict)
     # Triggers fired for the user still inside their attribution window: [id, rule, at, until].
     recent_triggers: list[list[Any]] = field(default_factory=list)
-    # Digests of recent event ids with their event times, oldest first, for dropping duplicates.
+    # Digests of recent event ids with their event times and payload digests (packed, see
+    # `seen_at`), oldest first, for dropping duplicates and telling a reused id.
     seen_ids: dict[int, int] = field(default_factory=dict)
+    # Recent paid orders by order_id: [cents paid, cents refunded, payment time] (orders.py).
+    orders: dict[str, list[int]] = field(default_factory=dict)
 
     def has_seen(self, digest: int) -> bool:
         return digest in self.seen_ids
 
     def remember(
-        self, digest: int, ts_ms: int, horizon_ms: int, max_ids: int, min_ids: int = 0
+        self,
+        digest: int,
+        ts_ms: int,
+        horizon_ms: int,
+        max_ids: int,
+        min_ids: int = 0,
+        payload: int = 0,
     ) -> None:
-        """Keep the id. The user's last `min_ids` ids are always kept, whatever their age (a
-        replay after a crash during catch-up can span weeks of event time); older ones go once
-        they fall out of the horizon before the newest event; never more than `max_ids`."""
+        """Keep the id (with its payload digest). The user's last `min_ids` ids are always
+        kept, whatever their age (a replay after a crash during catch-up can span weeks of
+        event time); older ones go once they fall out of the horizon before the newest event;
+        never more than `max_ids`."""
         seen = self.seen_ids
-        seen[digest] = ts_ms
+        seen[digest] = (payload << _TS_BITS) | (ts_ms & _TS_MASK)
         newest = self.last_event_ms if self.last_event_ms is not None else ts_ms
         if len(seen) > min_ids:
-            stale = [d for d, at in seen.items() if at < newest - horizon_ms]
+            oldest = newest - horizon_ms
+            stale = [d for d, packed in seen.items() if packed & _TS_MASK < oldest]
             for d in stale[: len(seen) - min_ids]:
                 del seen[d]
         while len(seen) > max_ids:
@@ -188,8 +230,14 @@ def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition
     return out
 
 
-def apply(state: UserState, fact: Fact, rules: StageRules) -> list[Transition]:
-    """Apply one event: idle transitions due before it, then its own effect on the stage."""
+def apply(
+    state: UserState, fact: Fact, rules: StageRules, limits: OrderLimits | None = None
+) -> list[Transition]:
+    """Apply one event: idle transitions due before it, then its own effect on the stage.
+
+    An order event must have passed `orders.check` first (the scorer does it): a payment is
+    entered in the order ledger, a refund counts at most what its order paid.
+    """
     out = advance(state, rules, fact.ts_ms)
     ts = fact.ts_ms
     state.first_seen_ms = ts if state.first_seen_ms is None else min(state.first_seen_ms, ts)
@@ -207,13 +255,18 @@ def apply(state: UserState, fact: Fact, rules: StageRules) -> list[Transition]:
         _watch(state, fact)
     if fact.type == PAID:
         state.order_count += 1
+        if fact.amount_cents == 0:
+            state.free_orders += 1
         state.monetary_cents += fact.amount_cents
         state.paid_cents += fact.amount_cents
         state.first_paid_ms = ts if state.first_paid_ms is None else min(state.first_paid_ms, ts)
         state.last_paid_ms = ts if state.last_paid_ms is None else max(state.last_paid_ms, ts)
+        ledger.record(state, fact, fact.amount_cents, limits or DEFAULT_ORDER_LIMITS)
     elif fact.type == REFUNDED:
         state.refund_count += 1
-        state.monetary_cents -= fact.amount_cents
+        counted = ledger.refund_amount(state, fact)
+        state.monetary_cents -= counted
+        ledger.record(state, fact, counted, limits or DEFAULT_ORDER_LIMITS)
     # Never evaluate before a time the stage was already moved to: history only goes forward.
     clock = max(ts, state.last_event_ms, state.clock_ms or ts)
     state.clock_ms = clock

@@ -211,6 +211,33 @@ def test_each_schema_accepts_a_valid_example_and_names_its_topic(kind: Kind) -> 
     assert not conforms(schema, {k: v for k, v in example.items() if k != "user_id"})
 
 
-@pytest.mark.parametrize("amount", [-5, 0, "-5.00", "0.00", "abc"])
-def test_order_schema_rejects_amounts_that_are_not_positive(amount: object) -> None:
+@pytest.mark.parametrize("amount", [-5, "-5.00", "abc", 10**12 + 1, "1000000000000.01"])
+def test_order_schema_rejects_amounts_out_of_bounds(amount: object) -> None:
     assert not conforms(event_schema("order"), {**EXAMPLES["order"], "amount": amount})
+
+
+@pytest.mark.parametrize("amount", [0, "0.00", "129.90", 10**12])
+def test_order_schema_accepts_free_orders_up_to_the_bound(amount: object) -> None:
+    assert conforms(event_schema("order"), {**EXAMPLES["order"], "amount": amount})
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "valid"),
+    [("1.50", "JPY", False), (1.5, "JPY", False), ("0.01", "KRW", False), ("100", "JPY", True),
+     (100, "KRW", True), ("1.255", "CNY", False), ("1.25", "CNY", True)],
+)  # fmt: skip
+def test_order_schema_publishes_minor_units(amount: object, currency: str, valid: bool) -> None:
+    example = {**EXAMPLES["order"], "amount": amount, "currency": currency}
+    assert conforms(event_schema("order"), example) is valid
+
+
+@pytest.mark.parametrize("user_id", ["bh/slash10", "a b", "..", "x?y", "%41", "é"])
+def test_event_schemas_publish_the_id_alphabet(user_id: str) -> None:
+    for kind in ("live", "chat", "order", "touch"):
+        assert not conforms(event_schema(kind), {**EXAMPLES[kind], "user_id": user_id})
+
+
+def test_event_schemas_publish_the_earliest_time_for_milliseconds() -> None:
+    seconds = {**EXAMPLES["live"], "ts": 1796039086}
+    assert not conforms(event_schema("live"), seconds)
+    assert conforms(event_schema("live"), {**seconds, "ts": 1796039086000})

@@ -44,7 +44,7 @@ def chat(**fields: Any) -> bytes:
         (MS, AT_MS),
         (str(MS), AT_MS),
         (float(MS), AT_MS),
-        (0, datetime(1970, 1, 1, tzinfo=UTC)),
+        (86_400_000, datetime(1970, 1, 2, tzinfo=UTC)),  # the earliest the stores hold
         (MS + 5, AT_MS + timedelta(milliseconds=5)),
     ],
 )

@@ -177,7 +177,7 @@ def test_custom_topic_names_are_honoured(state: UserStore) -> None:
         ("order-events", order(currency="XYZ"), "unknown_currency", "XYZ"),
         ("payments", order(), "unknown_topic", "payments"),
         ("order-events", order(order_id=None), "wrong_type", "string"),
-        ("order-events", order(amount="-1"), "invalid_amount", "greater than 0"),
+        ("order-events", order(amount="-1"), "invalid_amount", "greater than or equal to 0"),
         ("order-events", order(type="order_shipped"), "unknown_type", "order_shipped"),
         ("order-events", order(ts="2024-01-01T00:00:00"), "invalid_timestamp", "offset"),
         ("live-events", order(), "unknown_type", "order_paid"),

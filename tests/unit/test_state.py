@@ -168,7 +168,8 @@ def test_new_customer_moves_on_when_the_new_window_ends() -> None:
 
 def test_refund_reduces_monetary_and_counts_refunds() -> None:
     state = UserState("u1")
-    run(state, fact("order_paid", T0, 10_000), fact("order_refunded", T0 + DAY_MS, 2_500))
+    paid = Fact("u1", "order_paid", T0, 10_000, order_id="o1")
+    run(state, paid, Fact("u1", "order_refunded", T0 + DAY_MS, 2_500, order_id="o1"))
     assert state.monetary_cents == 7_500
     assert state.refund_count == 1
     assert state.order_count == 1
