@@ -29,7 +29,8 @@ def outlook_at(
     value = clv = atv = None
     if models.get("gamma_gamma") and document.mean_order_value is not None:
         gg = btyd.GammaGammaParams(**models["gamma_gamma"])
-        value = float(btyd.expected_order_value(gg, x, document.mean_order_value))
+        valued_x = float(max(document.order_count - document.free_order_count - 1, 0))
+        value = float(btyd.expected_order_value(gg, valued_x, document.mean_order_value))
         clv, atv = expected * value, year * value
     return PurchaseBlock(
         as_of=as_of,

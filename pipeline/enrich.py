@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 TEXT_TYPES = frozenset({"comment", "message", "reply"})
 
 
+# x, t_x, T, repeat orders with a value, their mean value: one entry per buyer.
+RefitInputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 @dataclass(frozen=True)
 class RefitResult:
     """What a refit produced, or why it kept the previous parameters."""
@@ -49,7 +53,8 @@ class Enricher:
         self.half_life_ms = max(1, int(settings.engagement_half_life_days * DAY_MS))
         self.window_ms = int(settings.active_window_days * DAY_MS)
         # Per buyer: (first paid, last paid, paid orders, gross paid cents), for refits.
-        self.buyers: dict[str, tuple[int, int, int, int]] = {}
+        # user_id: (first paid ms, last paid ms, orders, free orders, cents paid)
+        self.buyers: dict[str, tuple[int, int, int, int, int]] = {}
         # Each buyer's values as counted in the population, so a move removes what was added.
         self.members: dict[str, RfmValues] = {}
         self.clock_ms = 0
@@ -70,7 +75,8 @@ class Enricher:
                 self.members[user.user_id] = new
         if user.first_paid_ms is not None and user.last_paid_ms is not None:
             self.buyers[user.user_id] = (
-                user.first_paid_ms, user.last_paid_ms, user.order_count, user.paid_cents
+                user.first_paid_ms, user.last_paid_ms, user.order_count, user.free_orders,
+                user.paid_cents,
             )  # fmt: skip
         if user.last_event_ms is not None:
             self.clock_ms = max(self.clock_ms, user.last_event_ms)
@@ -138,16 +144,19 @@ class Enricher:
     def versions(self) -> dict[str, str]:
         return {"churn": self.models.churn.version, "btyd": f"btyd-{self.models.btyd_version}"}
 
-    def refit_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """x, t_x, T (days, at the event clock) and mean order values of every buyer."""
+    def refit_inputs(self) -> RefitInputs:
+        """x, t_x, T (days, at the event clock) of every buyer, and the repeat orders with
+        a value and their mean value (free orders are purchases, not order values)."""
         rows = list(self.buyers.values())
         first = np.array([r[0] for r in rows], dtype=float)
         last = np.array([r[1] for r in rows], dtype=float)
         count = np.array([r[2] for r in rows], dtype=float)
-        paid = np.array([r[3] for r in rows], dtype=float)
+        valued = count - np.array([r[3] for r in rows], dtype=float)
+        paid = np.array([r[4] for r in rows], dtype=float)
         t_x = (last - first) / DAY_MS
         age = np.maximum((self.clock_ms - first) / DAY_MS, t_x)
-        return count - 1, t_x, age, paid / 100 / np.maximum(count, 1)
+        mean_value = paid / 100 / np.maximum(valued, 1)
+        return count - 1, t_x, age, np.maximum(valued - 1, 0), mean_value
 
     def refit(self) -> RefitResult:
         """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
@@ -179,16 +188,13 @@ class Enricher:
         self.models.btyd_version = saved["btyd_version"]
 
 
-def fit(
-    inputs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    initial: btyd.BgNbdParams | None = None,
-) -> RefitResult:
+def fit(inputs: RefitInputs, initial: btyd.BgNbdParams | None = None) -> RefitResult:
     """BG/NBD and Gamma-Gamma on arrays of buyers: pure, so it can run in a thread."""
-    x, t_x, age, mean_value = inputs
+    x, t_x, age, valued_x, mean_value = inputs
     try:
         bg = btyd.fit_bgnbd(x, t_x, age, initial=initial)
-        repeat = x > 0
-        gg = btyd.fit_gamma_gamma(x[repeat], mean_value[repeat])
+        repeat = (valued_x > 0) & (mean_value > 0)
+        gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
     except btyd.FitError as exc:
         log.warning("purchase models not refitted: %s", exc)
         return RefitResult(None, None, len(x), str(exc))

@@ -19,6 +19,11 @@ EVENTS_SCORED = Counter("lifecycle_events_scored_total", "Events applied to user
 DUPLICATES = Counter(
     "lifecycle_duplicates_total", "Events dropped because their event_id was seen", ["topic"]
 )
+DUPLICATE_ORDERS = Counter(
+    "lifecycle_duplicate_orders_total",
+    "Payments of an order already paid, under a new event id (dropped; also in duplicates)",
+    ["topic"],
+)
 DEAD_LETTERS = Counter(
     "lifecycle_dead_letters_total", "Messages rejected to dead-letters", ["topic", "reason"]
 )
@@ -58,4 +63,14 @@ MERGE_FORCED = Counter(
 )
 PAUSED_PARTITIONS = Gauge(
     "lifecycle_paused_partitions", "Input topic-partitions not fetched while their events pile up"
+)
+CHECKPOINT_AGE = Gauge(
+    "lifecycle_checkpoint_age_seconds", "Seconds since the engine last completed a checkpoint",
+    ["engine"],
+)  # fmt: skip
+CHECKPOINT_STALLED = Gauge(
+    "lifecycle_checkpoint_stalled",
+    "1 while the engine has had events to make durable and no completed checkpoint for "
+    "CHECKPOINT_STALL_SECONDS",
+    ["engine"],
 )

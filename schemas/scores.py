@@ -56,9 +56,10 @@ class ScoreDocument(BaseModel):
     stage: StageName | None
     stage_since: datetime | None
     order_count: int
+    free_order_count: int = 0  # paid orders of amount 0: counted in frequency, not in value
     refund_count: int
     monetary: float
-    mean_order_value: float | None = None
+    mean_order_value: float | None = None  # over the orders with a value
     currency: str
     interactions: int
     reactivations: int

@@ -81,9 +81,7 @@ def _classify(error: ErrorDetails) -> Rejection:
     if top in ("event_id", "user_id") and (kind == "string_too_short" or blank):
         return Rejection(EMPTY_FIELD, loc, "must not be empty")
     if kind == "string_pattern_mismatch" and top.endswith("_id"):
-        return Rejection(
-            INVALID_FIELD, loc, f"an id is 1 to {ID_MAX_LENGTH} of {ID_ALPHABET}"
-        )
+        return Rejection(INVALID_FIELD, loc, f"an id is 1 to {ID_MAX_LENGTH} of {ID_ALPHABET}")
     if top == "ts":
         return Rejection(INVALID_TIMESTAMP, loc, message)
     if top == "amount" or kind == "invalid_amount":

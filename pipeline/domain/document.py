@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from pipeline.domain.profile import PurchaseOutlook, finite
+from pipeline.domain.profile import PurchaseOutlook, finite, mean_order_value
 from pipeline.domain.rfm import RfmScore
 from pipeline.domain.state import UserState
 from schemas.scores import PurchaseBlock, RfmBlock, ScoreDocument, SentimentBlock
@@ -104,11 +104,10 @@ def score_document(
         stage=state.stage.value if state.stage else None,
         stage_since=_at(state.stage_since_ms),
         order_count=state.order_count,
+        free_order_count=state.free_orders,
         refund_count=state.refund_count,
         monetary=state.monetary_cents / 100,
-        mean_order_value=(
-            round(state.paid_cents / 100 / state.order_count, 4) if state.order_count else None
-        ),
+        mean_order_value=mean_order_value(state.order_count, state.free_orders, state.paid_cents),
         currency=currency,
         interactions=state.interactions,
         reactivations=state.reactivations,

@@ -36,7 +36,11 @@ def to_base_cents(amount: Decimal, currency: str, fx_rates: dict[str, float]) ->
 def canonical_payload(event: AnyEvent) -> bytes:
     """The event as the pipeline understood it, whatever the producer's spelling (key order,
     `ts` as text or milliseconds, `"10.0"` or `10`): equal for a resend of the same event."""
-    body = event.model_dump_json(exclude={"props"}).encode()
+    if isinstance(event, OrderEvent):  # "100.0" and "100.00" are one amount
+        body = event.model_dump_json(exclude={"props", "amount"}).encode()
+        body += format(event.amount.normalize(), "f").encode()
+    else:
+        body = event.model_dump_json(exclude={"props"}).encode()
     if event.props:
         body += orjson.dumps(event.props, option=orjson.OPT_SORT_KEYS)
     return body

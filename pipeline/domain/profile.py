@@ -49,15 +49,27 @@ def rfm_score(models: Models, user: UserState, at_ms: int) -> RfmScore | None:
     return models.population.score(values, at_ms // DAY_MS)
 
 
-def btyd_inputs(user: UserState, at_ms: int) -> tuple[float, float, float, float] | None:
-    """(x repeat purchases, t_x, T in days, mean order value) for a buyer, else None."""
+def mean_order_value(orders: int, free_orders: int, paid_cents: int) -> float | None:
+    """Mean value of the orders that had one (free orders stay out of the order-value
+    model), in the base currency; None when every order was free."""
+    valued = orders - free_orders
+    return round(paid_cents / 100 / valued, 4) if valued > 0 else None
+
+
+def btyd_inputs(
+    user: UserState, at_ms: int
+) -> tuple[float, float, float, float, float | None] | None:
+    """(x repeat purchases, t_x, T in days, repeat orders with a value, their mean value)
+    for a buyer, else None. Free orders count as purchases (BG/NBD) but carry no value
+    (Gamma-Gamma), so the last two leave them out."""
     if user.first_paid_ms is None or user.last_paid_ms is None or user.order_count < 1:
         return None
     x = float(user.order_count - 1)
     t_x = (user.last_paid_ms - user.first_paid_ms) / DAY_MS
     age = max((at_ms - user.first_paid_ms) / DAY_MS, t_x)
-    mean_value = user.paid_cents / 100 / user.order_count
-    return x, t_x, age, mean_value
+    valued = user.order_count - user.free_orders
+    mean_value = mean_order_value(user.order_count, user.free_orders, user.paid_cents)
+    return x, t_x, age, float(max(valued - 1, 0)), mean_value
 
 
 def purchase_outlook(
@@ -67,14 +79,14 @@ def purchase_outlook(
     inputs = btyd_inputs(user, at_ms)
     if inputs is None or models.bgnbd is None:
         return None
-    x, t_x, age, mean_value = inputs
+    x, t_x, age, valued_x, mean_value = inputs
     bg = models.bgnbd
     alive = float(btyd.p_alive(bg, x, t_x, age))
     expected = float(btyd.expected_purchases(bg, horizon_days, x, t_x, age))
     year = float(btyd.expected_purchases(bg, 365.0, x, t_x, age))
     value = clv = atv = None
-    if models.gamma_gamma is not None:
-        value = float(btyd.expected_order_value(models.gamma_gamma, x, mean_value))
+    if models.gamma_gamma is not None and mean_value is not None:
+        value = float(btyd.expected_order_value(models.gamma_gamma, valued_x, mean_value))
         clv, atv = expected * value, year * value
     return PurchaseOutlook(alive, expected, value, clv, atv)
 
