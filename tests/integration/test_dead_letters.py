@@ -71,7 +71,22 @@ BAD: list[tuple[str, str, bytes, str, str | None]] = [
     ("blank user_id", "order", dumps(order(user_id="   ")), "empty_field", "user_id"),
     ("unknown type", "order", dumps(order(type="order_shipped")), "unknown_type", "type"),
     ("no event_id", "order", dumps(order(event_id=None)), "missing_field", "event_id"),
-    ("zero amount", "order", dumps(order(amount=0)), "invalid_amount", "amount"),
+    ("slash in user_id", "order", dumps(order(user_id="bh/slash10")), "invalid_field", "user_id"),
+    (
+        "JPY with minor units",
+        "order",
+        dumps(order(amount="1.50", currency="JPY")),
+        "invalid_amount",
+        "amount",
+    ),
+    (
+        "huge amount",
+        "order",
+        dumps(order(amount="1500000000000000.00", currency="USD")),
+        "invalid_amount",
+        "amount",
+    ),
+    ("epoch seconds", "live", dumps(watch(ts=1796039086)), "invalid_timestamp", "ts"),
     ("negative amount", "order", dumps(order(amount=-3.5)), "invalid_amount", "amount"),
     ("NaN amount", "order", dumps(order(amount="NaN")), "invalid_amount", "amount"),
     ("text amount", "order", dumps(order(amount="ten")), "invalid_amount", "amount"),
@@ -149,7 +164,7 @@ def test_duplicates_are_dropped_even_after_a_worker_restart(running: Running) ->
     assert running.worker.stop() == 0, running.worker.tail()
     running.worker = Proc("worker", lifecycle("worker"), running.env, running.tmp / "worker2.log")
     wait_worker_assigned(running)
-    second = dumps(order(user_id=user, event_id=f"{user}-2", amount=5))
+    second = dumps(order(user_id=user, event_id=f"{user}-2", order_id="o-2", amount=5))
     with EventProducer(running.settings.kafka_bootstrap) as p:
         p.send_raw(topic, first, key=user.encode())
         p.send_raw(topic, second, key=user.encode())

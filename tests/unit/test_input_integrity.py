@@ -63,13 +63,15 @@ def test_an_order_paid_twice_under_new_event_ids_counts_once(scorer: Scorer) -> 
     first = score(scorer, order("e3a", "o-3", "100.00"))
     second = score(scorer, order("e3b", "o-3", "100.00", ts=TS + 30_000))
     assert [f.rule for f, _ in first.fired] == ["first_order"]
-    assert second.duplicate and second.duplicate_order
+    assert second.duplicate
+    assert second.duplicate_order
     assert (second.fired, second.rows) == ([], [])
     doc = user(scorer)
     assert (doc["order_count"], doc["monetary"]) == (1, 100.0)
     # A resend of the second is now a plain duplicate, and still no repeat_buyer.
     again = score(scorer, order("e3b", "o-3", "100.00", ts=TS + 30_000))
-    assert again.duplicate and not again.duplicate_order
+    assert again.duplicate
+    assert not again.duplicate_order
     assert user(scorer)["order_count"] == 1
 
 
@@ -77,7 +79,8 @@ def test_an_order_paid_again_with_another_amount_is_refused(scorer: Scorer) -> N
     score(scorer, order("e5a", "o-5", "100.00"))
     problem = rejected(scorer, order("e5b", "o-5", "120.00"))
     assert (problem.reason, problem.field) == ("conflicting_order", "order_id")
-    assert "100.00" in problem.detail and "120.00" in problem.detail
+    assert "100.00" in problem.detail
+    assert "120.00" in problem.detail
     assert user(scorer)["monetary"] == 100.0
 
 
@@ -110,7 +113,8 @@ def test_free_orders_count_in_frequency_and_recency_not_in_order_value(scorer: S
     score(scorer, order("f1", "o-free", "0"))
     doc = user(scorer)
     assert (doc["order_count"], doc["free_order_count"], doc["monetary"]) == (1, 1, 0.0)
-    assert doc["last_paid_at"] is not None and doc["stage"] == "new"
+    assert doc["last_paid_at"] is not None
+    assert doc["stage"] == "new"
     assert doc["mean_order_value"] is None
     score(scorer, order("f2", "o-paid", "80.00", ts=TS + 1000))
     doc = user(scorer)
@@ -165,7 +169,8 @@ def live(**changes: Any) -> bytes:
 def test_epoch_seconds_sent_as_milliseconds_are_refused_with_a_hint(scorer: Scorer) -> None:
     problem = rejected(scorer, live(ts=1796039086), "live-events")
     assert (problem.reason, problem.field) == ("invalid_timestamp", "ts")
-    assert "1970-01-21" in problem.detail and "epoch seconds" in problem.detail
+    assert "1970-01-21" in problem.detail
+    assert "epoch seconds" in problem.detail
     assert "2026-11-30T11:44:46" in problem.detail  # what the number means as seconds
     assert scorer.store.get("u1") is None  # nobody churned in 1970
 

@@ -1,0 +1,183 @@
+"""The cases of input that looks valid, through the real broker, worker, chDB and API: orders
+counted once, refunds capped or refused, free orders, minor units, plausible times,
+addressable ids and reused event ids, each with its right value."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from pipeline.demo import topics_of
+from schemas.client import EventProducer
+from tests.integration.conftest import Running, chdb_pipeline, worker_metric
+from tests.integration.parts import read_all, wait_until
+
+pytestmark = pytest.mark.integration
+
+RUN = uuid.uuid4().hex[:6]
+TS = int(time.time() * 1000) - 3 * 3_600_000  # three hours ago
+
+
+def uid(name: str) -> str:
+    return f"{name}-{RUN}"
+
+
+def order(event_id: str, user: str, order_id: str, amount: Any, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": uid(event_id),
+        "type": "order_paid",
+        "user_id": user,
+        "ts": TS,
+        "order_id": order_id,
+        "amount": amount,
+        "currency": "CNY",
+        **fields,
+    }
+
+
+def live(event_id: str, user: str, **fields: Any) -> dict[str, Any]:
+    base = {"event_id": uid(event_id), "type": "room_enter", "user_id": user, "ts": TS}
+    return {**base, "room_id": "r1", "session_id": "s1", **fields}
+
+
+U3, U4, UNKNOWN, FREE, IDS, REUSE, BIG = (
+    uid(n) for n in ("u3", "u4", "unknown", "free", "ids.a:b@c+d=e_f", "reuse", "u24")
+)
+# (topic kind, event) in the order they are sent; each user's events are in one partition.
+SENT: list[tuple[str, dict[str, Any]]] = [
+    ("order", order("e3a", U3, "o-3", "100.00")),
+    ("order", order("e3b", U3, "o-3", "100.00", ts=TS + 30_000)),
+    ("order", order("e4a", U4, "o-4", "100.00")),
+    ("order", order("e4b", U4, "o-4", "300.00", type="order_refunded", ts=TS + 60_000)),
+    ("order", order("e9", UNKNOWN, "o-unknown", "50.00", type="order_refunded")),
+    ("order", order("f1", FREE, "o-free", 0)),
+    ("order", order("jpy", FREE, "o-jpy", "1.50", currency="JPY")),
+    ("order", order("krw", FREE, "o-krw", "0.01", currency="KRW")),
+    ("order", order("e24", BIG, "o-24", "1500000000000000.00", currency="USD")),
+    ("live", live("secs", uid("secs"), ts=1796039086)),
+    ("live", live("slash", "bh/slash10")),
+    ("live", live("ids", IDS)),
+    ("order", order("bh-e2", REUSE, "o-r1", "100.00")),
+    ("order", order("bh-e2", REUSE, "o-r2", "500.00")),
+]
+# event_id: (reason, field) of every event that must be dead-lettered.
+REFUSED = {
+    uid("e9"): ("unknown_order", "order_id"),
+    uid("jpy"): ("invalid_amount", "amount"),
+    uid("krw"): ("invalid_amount", "amount"),
+    uid("e24"): ("invalid_amount", "amount"),
+    uid("secs"): ("invalid_timestamp", "ts"),
+    uid("slash"): ("invalid_field", "user_id"),
+    uid("bh-e2"): ("conflicting_duplicate", "event_id"),
+}
+
+
+@pytest.fixture(scope="module")
+def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("integrity")
+    with chdb_pipeline(broker, tmp, f"in{RUN}") as pipeline:
+        topics = {"order": pipeline.settings.topic_order, "live": pipeline.settings.topic_live}
+        with EventProducer(
+            pipeline.settings.kafka_bootstrap, topics=topics_of(pipeline.settings)
+        ) as p:
+            for kind, event in SENT:
+                key = str(event["user_id"]).encode()
+                p.send_raw(topics[kind], json.dumps(event).encode(), key=key)
+            p.flush()
+        yield pipeline
+
+
+def document(running: Running, user_id: str) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        response = running.get(f"/v1/users/{quote(user_id, safe='')}")
+        return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
+
+    return wait_until(found, 30, f"the document of {user_id}", step=0.1)
+
+
+def dead_letters(running: Running) -> dict[str, dict[str, Any]]:
+    def all_there() -> dict[str, dict[str, Any]] | None:
+        found = {}
+        for record in read_all(
+            running.settings.kafka_bootstrap, running.settings.topic_dead_letters
+        ):
+            body = json.loads(record.value)
+            event = json.loads(base64.b64decode(body["value_b64"]))
+            found[event["event_id"]] = {**body, "event": event}
+        return found if set(REFUSED) <= set(found) else None
+
+    return wait_until(all_there, 30, "the dead letters", step=0.2)
+
+
+def test_an_order_paid_twice_counts_once(running: Running) -> None:
+    doc = document(running, U3)
+    assert (doc["order_count"], doc["monetary"]) == (1, 100.0)
+    wait_until(
+        lambda: worker_metric(running, "lifecycle_duplicate_orders_total") == 1, 15, "1 dup order"
+    )
+    rules = [
+        json.loads(r.value)["rule"]
+        for r in read_all(running.settings.kafka_bootstrap, running.settings.topic_triggers)
+        if r.key == U3.encode()
+    ]
+    assert "repeat_buyer" not in rules
+
+
+def test_a_refund_is_capped_and_an_unknown_one_refused(running: Running) -> None:
+    doc = document(running, U4)
+    assert (doc["monetary"], doc["order_count"], doc["refund_count"]) == (0.0, 1, 1)
+    assert dead_letters(running)[uid("e9")]["reason"] == "unknown_order"
+    assert running.get(f"/v1/users/{UNKNOWN}").status_code == 404
+
+
+def test_a_free_order_is_an_order_and_minor_units_hold(running: Running) -> None:
+    doc = document(running, FREE)
+    assert (doc["order_count"], doc["free_order_count"], doc["monetary"]) == (1, 1, 0.0)
+    assert doc["stage"] == "new"
+    assert doc["mean_order_value"] is None
+
+
+def test_every_refused_event_is_a_dead_letter_with_its_reason(running: Running) -> None:
+    letters = dead_letters(running)
+    for event_id, (reason, field) in REFUSED.items():
+        assert (letters[event_id]["reason"], letters[event_id]["field"]) == (reason, field)
+    assert "epoch seconds" in letters[uid("secs")]["detail"]
+    assert running.get(f"/v1/users/{uid('secs')}").status_code == 404
+
+
+def test_an_accepted_id_is_addressable(running: Running) -> None:
+    assert document(running, IDS)["user_id"] == IDS
+    assert running.get(f"/v1/users/{IDS}").status_code == 200  # unencoded too
+
+
+def test_a_reused_event_id_keeps_the_first_payload(running: Running) -> None:
+    doc = document(running, REUSE)
+    assert (doc["order_count"], doc["monetary"]) == (1, 100.0)
+    refused = dead_letters(running)[uid("bh-e2")]
+    assert refused["event"]["amount"] == "500.00"  # the producer finds the second payload
+
+
+def test_the_books_balance(running: Running) -> None:
+    dead_letters(running)
+
+    def balanced() -> bool:
+        events_in = worker_metric(running, "lifecycle_events_in_total")
+        accounted = sum(
+            worker_metric(running, name)
+            for name in (
+                "lifecycle_events_scored_total",
+                "lifecycle_duplicates_total",
+                "lifecycle_dead_letters_total",
+            )
+        )
+        return events_in == len(SENT) == accounted
+
+    wait_until(balanced, 15, "in == scored + duplicates + dead letters")
+    assert worker_metric(running, "lifecycle_duplicates_total") == 1  # e3b, a duplicate order
