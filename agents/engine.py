@@ -13,6 +13,7 @@ from aiokafka.structs import TopicPartition
 from mode import Service
 
 from pipeline.settings import Settings
+from pipeline.worker_status import CheckpointWatch
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,25 @@ class BatchEngine(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.reader: AIOKafkaConsumer | None = None
+        # When checkpoints last completed, and whether records wait for one (stalled).
+        self.checkpoint_watch = CheckpointWatch(
+            self.name_of_loop, settings.checkpoint_stall_seconds, time.monotonic()
+        )
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         raise NotImplementedError
 
     async def _checkpoint(self) -> None:
         raise NotImplementedError
+
+    def owned_partitions(self) -> list[int]:
+        """The partitions of its input this engine owns now (for the worker's reports)."""
+        return []
+
+    def checkpoint_completed(self, began: float) -> None:
+        """Called by the engine once a checkpoint whose snapshot was taken at `began`
+        (monotonic) made it durable and committed its offsets."""
+        self.checkpoint_watch.completed(began, time.monotonic(), time.time())
 
     def fetch_timeout_ms(self) -> int:
         """How long a fetch may wait for records before the loop goes round anyway."""
@@ -76,6 +90,8 @@ class BatchEngine(Service):
                     timeout_ms=self.fetch_timeout_ms(), max_records=self.settings.batch_max_records
                 )
                 async with self._lock:
+                    if batches:  # owed to the next checkpoint that begins after this
+                        self.checkpoint_watch.received(time.monotonic())
                     await self.process(batches)
                     if time.monotonic() >= self._next_checkpoint:
                         await self._periodic_checkpoint()

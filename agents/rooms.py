@@ -7,9 +7,10 @@ in one place whichever worker scored them.
 
 Rooms are kept in memory while their partition is assigned here and in a compacted changelog.
 A checkpoint, every `COMMIT_INTERVAL_SECONDS` and before partitions move, waits for the fired
-triggers on `lifecycle-triggers`, writes the sink's rows, writes each changed room once to the
-changelog, and only then commits the comment offsets. A crash replays comments since the last
-commit onto the rooms as they were then, so the same triggers fire with the same ids.
+triggers on `lifecycle-triggers`, writes the sink's rows (the rows the store refuses to
+dead-letters), writes each changed room once to the changelog, and only then commits the
+comment offsets. A crash replays comments since the last commit onto the rooms as they were
+then, so the same triggers fire with the same ids.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import TopicPartition
 
 from agents.engine import BatchEngine
+from agents.refused import dead_letter_refused
 from pipeline import metrics
 from pipeline.domain.rooms import RoomWindow
 from pipeline.domain.triggers import Rule
@@ -132,10 +134,12 @@ class RoomEngine(BatchEngine):
         """Triggers sent, rows written, changed rooms in the changelog, then offsets."""
         assert self.producer is not None
         assert self.consumer is not None
+        began = time.monotonic()
         self._next_checkpoint = time.monotonic() + self.settings.commit_interval_seconds
         await self._await_sends()
         if not await self.flush_sink():
             return
+        await dead_letter_refused(self.sink, self.producer, self.settings.topic_dead_letters)
         topic = self.settings.room_changelog_topic
         for partition, room_ids in self.dirty.items():
             rooms = self.rooms.get(partition, {})
@@ -157,6 +161,10 @@ class RoomEngine(BatchEngine):
         if offsets:
             await self.consumer.commit(offsets)
             self.committed.update(offsets)
+        self.checkpoint_completed(began)
+
+    def owned_partitions(self) -> list[int]:
+        return sorted(self.rooms)
 
     async def revoked(self) -> None:
         async with self._lock:

@@ -38,6 +38,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import TopicPartition
 
 from agents.engine import BatchEngine
+from agents.refused import dead_letter_refused
 from pipeline import metrics
 from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
@@ -207,6 +208,9 @@ class ScoringEngine(BatchEngine):
                 local.close()
             self.local.clear()
 
+    def owned_partitions(self) -> list[int]:
+        return sorted(self.owned)
+
     # -- the batch -------------------------------------------------------------------------
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
@@ -304,6 +308,8 @@ class ScoringEngine(BatchEngine):
                         continue
                     if outcome.duplicate:
                         duplicates[tp.topic] += 1
+                        if outcome.duplicate_order:
+                            metrics.DUPLICATE_ORDERS.labels(tp.topic).inc()
                     else:
                         scored[tp.topic] += 1
                     self._record(outcome, changed)
@@ -533,8 +539,9 @@ class ScoringEngine(BatchEngine):
         records: dict[int, list[tuple[bytes, bytes]]],
         offsets: dict[TopicPartition, int],
     ) -> None:
-        """Records sent, rows written, users in the changelog (and local state), then the
-        offsets: a crash at any point replays from offsets whose effects are all durable."""
+        """Records sent, rows written (those the store refuses in dead-letters), users in the
+        changelog (and local state), then the offsets: a crash at any point replays from
+        offsets whose effects are all durable."""
         assert self.producer is not None
         assert self.consumer is not None
         if sends:
@@ -547,6 +554,8 @@ class ScoringEngine(BatchEngine):
                 for user in users:
                     self.store.mark_dirty(user.user_id, partition)
             return
+        # Rows the store refused (a value it cannot hold) go to dead-letters, not back.
+        await dead_letter_refused(self.sink, self.producer, self.settings.topic_dead_letters)
         topic = self.settings.changelog_topic
         futures = [
             await self.producer.send(topic, key=key, value=value, partition=partition)
@@ -565,6 +574,7 @@ class ScoringEngine(BatchEngine):
             await self.consumer.commit(offsets)
             metrics.EVENTS_COMMITTED.inc(self.offsets.committed(offsets))
         metrics.CHECKPOINTS.inc()
+        self.checkpoint_completed(self._checkpoint_at)
 
     # -- partitions moving -----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ def create_api(settings: Settings) -> FastAPI:
     view = ScoresView(settings)
     triggers_view = TriggersView(settings, rules)
     models_view = CompactedView(settings, settings.topic_models)
+    status_view = CompactedView(settings, settings.worker_status_topic)  # workers' reports
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,9 +34,11 @@ def create_api(settings: Settings) -> FastAPI:
         app.state.producer = producer
         await view.start()
         await models_view.start()
+        await status_view.start()
         await triggers_view.start()
         yield
         await triggers_view.stop()
+        await status_view.stop()
         await models_view.stop()
         await view.stop()
         await producer.stop()
@@ -49,6 +52,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.view = view
     app.state.models_view = models_view
+    app.state.status_view = status_view
     app.state.triggers_view = triggers_view
     app.state.rules = rules
 

@@ -13,3 +13,8 @@ REQUEST_SECONDS = Histogram(
 )
 REQUESTS = Counter("lifecycle_api_requests_total", "API requests", ["route", "method", "status"])
 VIEW_USERS = Gauge("lifecycle_api_view_users", "Users in the API's scores view")
+API_READY = Gauge("lifecycle_api_ready", "1 when /readyz answers ready, else 0")
+STALLED_WORKERS = Gauge(
+    "lifecycle_api_stalled_workers",
+    "Workers holding readiness back: stalled, or silent while the latest owner of a partition",
+)

@@ -24,6 +24,12 @@ DUPLICATE_ORDERS = Counter(
     "Payments of an order already paid, under a new event id (dropped; also in duplicates)",
     ["topic"],
 )
+SINK_REJECTED_ROWS = Counter(
+    "lifecycle_sink_rejected_rows_total",
+    "Rows ClickHouse refused, sent to dead-letters as sink_rejected (their events were scored, "
+    "so they are not in lifecycle_dead_letters_total)",
+    ["table"],
+)
 DEAD_LETTERS = Counter(
     "lifecycle_dead_letters_total", "Messages rejected to dead-letters", ["topic", "reason"]
 )

@@ -178,6 +178,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _stall_beyond_checkpoints(self) -> Settings:
+        longest = max(self.commit_interval_seconds, self.catch_up_commit_interval_seconds)
+        if self.checkpoint_stall_seconds < 2 * longest:
+            raise ValueError(
+                f"CHECKPOINT_STALL_SECONDS ({self.checkpoint_stall_seconds:g}) must be at least "
+                f"twice the longest checkpoint interval ({longest:g} s): a worker catching up "
+                "would be taken for a stalled one"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _currencies(self) -> Settings:
         if self.base_currency not in self.fx_rates:
             raise ValueError(f"BASE_CURRENCY {self.base_currency} has no rate in FX_RATES")

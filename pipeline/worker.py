@@ -15,6 +15,7 @@ from agents import models
 from agents.models import ModelsService
 from agents.rooms import RoomEngine
 from agents.scoring import ScoringEngine
+from agents.status import StatusService
 from pipeline import metrics
 from pipeline.app import create_app
 from pipeline.domain.triggers import load_rules
@@ -38,9 +39,17 @@ class SinkService(Service):
         # One thread: chDB and clickhouse-driver calls block, and must not overlap.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
         self._closed = False
+        self.failing = False  # the last flush failed
+        self.last_error: str | None = None  # the last failure's text
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last flush failed, while the store refuses writes (else None)."""
+        return self.last_error if self.failing else None
 
     async def flush(self) -> bool:
-        """Write what the sink holds; false when the store refused it (the rows stay)."""
+        """Write what the sink holds; false when the store is out (the rows stay). Rows the
+        store refuses wait in `sink.take_refused()` for the engines to dead-letter."""
         if self._closed:
             return False
         loop = asyncio.get_running_loop()
@@ -49,8 +58,10 @@ class SinkService(Service):
         except SinkError as exc:
             metrics.SINK_FAILURES.inc()
             log.error("%s", exc)
+            self.failing, self.last_error = True, str(exc)
             return False
         else:
+            self.failing = False
             for table, count in written.items():
                 metrics.SINK_ROWS.labels(table).inc(count)
             return True
@@ -66,6 +77,13 @@ class SinkService(Service):
     async def on_stop(self) -> None:
         await self.flush()
         self._closed = True
+        left = self.sink.take_refused()
+        if left:  # the engines dead-letter them at each checkpoint: none should be left
+            log.error(
+                "%d rows ClickHouse refused after the last checkpoint are not dead-lettered "
+                "(their input offsets are not committed either)",
+                len(left),
+            )
         self._executor.shutdown(wait=True)
         self.sink.client.close()
 
@@ -106,10 +124,12 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     )
     models.register(wiring, models_service)
     metrics_service = MetricsService(settings.api_host, settings.worker_metrics_port)
+    status = StatusService(settings, (engine, rooms), lambda: sink_service.failure)
     # Stopped in reverse order: the engine's last checkpoint still has the sink.
     return faust.Worker(
         wiring.app,
         metrics_service,
+        status,  # stopped after the engines: its last report follows their last checkpoints
         sink_service,
         models_service,
         rooms,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,19 +12,40 @@ import orjson
 
 from sinks.base import ClickHouseClient, Row
 from sinks.ddl import create_statements
-from sinks.exceptions import SinkError
+from sinks.exceptions import REFUSAL_CODES, SinkError, SinkRefused
+
+# chDB's messages: "Code: 69. DB::Exception: ...: (at row 1)\n: While executing ....
+# (ARGUMENT_OUT_OF_BOUND)".
+_CODE = re.compile(r"Code: (\d+)\.")
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*$")
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return int(value.timestamp())
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal):  # as text: a float would round amounts of 16+ digits
+        return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to chDB")
 
 
+def _insert_error(table: str, exc: Exception) -> SinkError:
+    """SinkRefused when chDB's error code is about the data, SinkError otherwise."""
+    message = str(exc)
+    code_match = _CODE.search(message)
+    code = int(code_match.group(1)) if code_match else None
+    if code is None or code not in REFUSAL_CODES:
+        return SinkError(f"chDB insert into {table}: {message}")
+    name = _NAME.search(message)
+    summary = f"Code {code}" + (f" ({name.group(1)})" if name else "")
+    return SinkRefused(f"chDB refused rows of {table}: {message}", message, summary, code)
+
+
 class ChdbClient(ClickHouseClient):
-    """A chDB session on a data directory, created if missing."""
+    """A chDB session on a data directory, created if missing.
+
+    `insert` raises SinkRefused when chDB refuses the data (its error code is one of
+    REFUSAL_CODES, or a value cannot be encoded as JSON), SinkError for anything else.
+    """
 
     def __init__(self, path: Path) -> None:
         from chdb import session  # heavy import, only where chDB is used
@@ -43,11 +65,15 @@ class ChdbClient(ClickHouseClient):
 
     def insert(self, table: str, rows: list[Row]) -> None:
         # One JSON array for the batch (JSONEachRow reads arrays too): one call into orjson.
-        body = orjson.dumps(rows, default=_plain)
+        try:
+            body = orjson.dumps(rows, default=_plain)
+        except TypeError as exc:  # orjson.JSONEncodeError too: a value JSON cannot carry
+            summary = type(exc).__name__
+            raise SinkRefused(f"cannot encode rows of {table}: {exc}", str(exc), summary) from exc
         try:
             self._session.query(f"INSERT INTO {table} FORMAT JSONEachRow " + body.decode())
         except Exception as exc:
-            raise SinkError(f"chDB insert into {table}: {exc}") from exc
+            raise _insert_error(table, exc) from exc
 
     def query(self, sql: str) -> list[Row]:
         try:

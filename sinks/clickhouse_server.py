@@ -7,11 +7,17 @@ from urllib.parse import unquote, urlparse
 
 from sinks.base import ClickHouseClient, Row
 from sinks.ddl import create_statements
-from sinks.exceptions import SinkError
+from sinks.exceptions import ENCODING_ERRORS, REFUSAL_CODES, SinkError, SinkRefused
 
 
 class ServerClient(ClickHouseClient):
-    """Connects to `clickhouse://user:password@host:9000/database`."""
+    """Connects to `clickhouse://user:password@host:9000/database`.
+
+    `insert` raises SinkRefused when the server or clickhouse-driver refuses the data (an
+    error code of REFUSAL_CODES, such as the driver's own code 53 for a value out of a
+    column's range, or a Python error while the driver encodes a value, such as None in a
+    String column), SinkError for anything else (network, timeouts, the server's limits).
+    """
 
     def __init__(self, url: str, connect_timeout: float = 5.0) -> None:
         from clickhouse_driver import Client
@@ -44,11 +50,30 @@ class ServerClient(ClickHouseClient):
             self._execute(statement)
 
     def insert(self, table: str, rows: list[Row]) -> None:
+        from clickhouse_driver.errors import Error as DriverError
+
         columns = list(rows[0])
-        self._execute(
-            f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES",
-            [tuple(row[c] for c in columns) for row in rows],
-        )
+        try:
+            values = [tuple(row[c] for c in columns) for row in rows]
+            # The driver disconnects on any error, so the server drops the insert whole.
+            self._client.execute(
+                f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", values
+            )
+        except DriverError as exc:
+            code = exc.code
+            if code not in REFUSAL_CODES:
+                raise SinkError(f"ClickHouse server: {exc}") from exc
+            summary = f"{type(exc).__name__} (code {code})"
+            raise SinkRefused(
+                f"ClickHouse server refused rows of {table}: {exc}", str(exc), summary, code
+            ) from exc
+        except ENCODING_ERRORS as exc:
+            summary = type(exc).__name__
+            raise SinkRefused(
+                f"cannot encode rows of {table}: {type(exc).__name__}: {exc}", str(exc), summary
+            ) from exc
+        except Exception as exc:
+            raise SinkError(f"ClickHouse server: {exc}") from exc
 
     def query(self, sql: str) -> list[Row]:
         rows, columns = self._execute(sql, reader=True, with_column_types=True)

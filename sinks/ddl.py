@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS {db}events (
     session_id String,
     group_id String,
     order_id String,
-    amount Decimal(18, 2),
+    amount Decimal(18, 4),
     currency String,
     amount_base Decimal(18, 2),
     channel String,

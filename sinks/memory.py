@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from sinks.base import ClickHouseClient, Row
 from sinks.ddl import TABLES
-from sinks.exceptions import SinkError
+from sinks.exceptions import SinkError, SinkRefused
+
+# Given a table and a row, the store's error for a row it refuses, or None.
+Refusal = Callable[[str, Row], str | None]
 
 
 class MemoryClient(ClickHouseClient):
-    """Keeps inserted rows per table; `query` understands only `SELECT * FROM table`."""
+    """Keeps inserted rows per table; `query` understands only `SELECT * FROM table`.
 
-    def __init__(self) -> None:
+    `refuse`, when given, says which rows the store refuses: an insert containing one raises
+    SinkRefused with its message and writes nothing, as a real store does. An unknown table
+    raises SinkError.
+    """
+
+    def __init__(self, refuse: Refusal | None = None) -> None:
         self.tables: dict[str, list[Row]] = defaultdict(list)
+        self.refuse = refuse
 
     def ensure_schema(self) -> None:
         for name in TABLES:
@@ -22,6 +32,13 @@ class MemoryClient(ClickHouseClient):
     def insert(self, table: str, rows: list[Row]) -> None:
         if table not in TABLES:
             raise SinkError(f"no table {table}")
+        if self.refuse is not None:
+            for row in rows:
+                error = self.refuse(table, row)
+                if error is not None:
+                    raise SinkRefused(
+                        f"memory store refused a row of {table}: {error}", error, error
+                    )
         self.tables[table].extend(dict(row) for row in rows)
 
     def query(self, sql: str) -> list[Row]:

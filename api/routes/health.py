@@ -2,14 +2,59 @@
 
 from __future__ import annotations
 
+import time
+from functools import lru_cache
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ViewDep
-from api.metrics import VIEW_USERS
+from api.metrics import API_READY, STALLED_WORKERS, VIEW_USERS
+from api.scores_view import CompactedView, ScoresView
+from pipeline.settings import Settings
+from pipeline.worker_status import WorkerReport, readiness
 
 router = APIRouter(tags=["health"])
+
+
+@lru_cache(maxsize=4096)
+def _report(raw: bytes) -> WorkerReport | None:
+    """A report, decoded once however often readiness is asked."""
+    return WorkerReport.decode(raw)
+
+
+def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
+    """Whether the API is ready, and why not: its views caught up with their topics, at
+    least one worker reporting, and no worker that owns partitions stalled or silent for
+    CHECKPOINT_STALL_SECONDS (see `pipeline.worker_status.readiness`)."""
+    settings: Settings = request.app.state.settings
+    triggers = request.app.state.triggers_view
+    workers_view: CompactedView = request.app.state.status_view
+    reasons: list[str] = []
+    if not view.ready:
+        reasons.append("the scores view is still loading")
+    if not triggers.ready:
+        reasons.append("the trigger feed is still loading")
+    workers = stalled = 0
+    if not workers_view.ready:
+        reasons.append("the workers' status is still loading")
+    else:
+        reports = [r for raw in workers_view.documents.values() if (r := _report(raw))]
+        verdict = readiness(reports, time.time(), settings.checkpoint_stall_seconds)
+        reasons.extend(verdict.reasons)
+        workers, stalled = verdict.workers, verdict.stalled
+    API_READY.set(0 if reasons else 1)
+    STALLED_WORKERS.set(stalled)
+    return {
+        "ready": not reasons,
+        "users": len(view.documents),
+        "triggers": triggers.ready,
+        "workers": workers,
+        "stalled_workers": stalled,
+        "reasons": reasons,
+    }
 
 
 @router.get("/healthz")
@@ -20,15 +65,15 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(view: ViewDep, request: Request) -> JSONResponse:
-    """Ready once the scores view and the trigger feed have caught up with their topics."""
-    triggers = request.app.state.triggers_view
-    ready = view.ready and triggers.ready
-    body = {"ready": ready, "users": len(view.documents), "triggers": triggers.ready}
-    code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+    """Ready once the scores view and the trigger feed have caught up with their topics and
+    the workers make their checkpoints; 503 with `reasons` otherwise."""
+    body = ready_state(request, view)
+    code = status.HTTP_200_OK if body["ready"] else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body, status_code=code)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(view: ViewDep) -> Response:
+async def metrics(view: ViewDep, request: Request) -> Response:
     VIEW_USERS.set(len(view.documents))
+    ready_state(request, view)  # lifecycle_api_ready and lifecycle_api_stalled_workers
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
