@@ -59,13 +59,15 @@ def send(running: Running, *events: LiveEvent | OrderEvent) -> None:
         p.flush()
 
 
-def order(prefix: str, user_id: str, n: int, kind: str, amount: str, currency: str) -> OrderEvent:
+def order(
+    prefix: str, user_id: str, n: int, kind: str, amount: str, currency: str, order: int = 1
+) -> OrderEvent:
     return OrderEvent(
         event_id=f"{prefix}-{n}",
         type=kind,  # type: ignore[arg-type]
         user_id=user_id,
         ts=T0 + timedelta(minutes=n),
-        order_id=f"{prefix}-order",
+        order_id=f"{prefix}-order-{order}",
         amount=Decimal(amount),
         currency=currency,
         channel="live",
@@ -161,7 +163,7 @@ def test_a_user_moves_through_stages_with_money_in_the_base_currency(running: Ru
     assert doc["order_count"] == 1
 
     rate = Settings().fx_rates["USD"]
-    send(running, order(prefix, user, 3, "order_paid", "10", "USD"))
+    send(running, order(prefix, user, 3, "order_paid", "10", "USD", order=2))
     doc = document(running, user, doc["version"] + 1)
     assert doc["order_count"] == 2
     assert doc["currency"] == "CNY"

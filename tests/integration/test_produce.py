@@ -92,7 +92,7 @@ def test_jsonl_file_sends_the_valid_events_and_names_the_bad_lines(target: Targe
         b"",  # 4 blank: skipped
         orjson.dumps(_order(5, type="order_shipped")),  # 5 unknown_type
         orjson.dumps(_order(6, ts="2026-11-20T20:00:00+08:00", props={"src": "app"})),  # 6
-        orjson.dumps(_order(7, amount=0)),  # 7 invalid_amount
+        orjson.dumps(_order(7, amount="1.50", currency="JPY")),  # 7 invalid_amount
         b"[1, 2]",  # 8 not_an_object
         orjson.dumps({k: v for k, v in _order(9).items() if k != "order_id"}),  # 9
         orjson.dumps(_order(10, currency="XYZ")),  # 10 unknown_currency
