@@ -27,7 +27,7 @@ def parse_event_time(value: Any) -> datetime:
     Raises ValueError for anything else, and for a time the stores cannot hold (before
     1970-01-02 or from 2106 on); the configured earliest time is checked by the Validator.
     """
-    parsed = _parse_event_time(value)
+    parsed = unbounded_event_time(value)
     if not STORE_EARLIEST <= parsed < STORE_LATEST:
         raise ValueError(
             f"ts {parsed.isoformat()} is outside what the stores hold "
@@ -36,7 +36,8 @@ def parse_event_time(value: Any) -> datetime:
     return parsed
 
 
-def _parse_event_time(value: Any) -> datetime:
+def unbounded_event_time(value: Any) -> datetime:
+    """`parse_event_time` without the stores' range; raises ValueError."""
     if isinstance(value, bool):
         raise ValueError("ts must be RFC 3339 text or epoch milliseconds, not a boolean")
     if isinstance(value, int | float):

@@ -14,6 +14,7 @@ import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from schemas.common import unbounded_event_time
 from schemas.events import EVENT_MODELS, AnyEvent, Kind
 from schemas.limits import DEFAULT_EARLIEST_EVENT_TIME, ID_ALPHABET, ID_MAX_LENGTH
 
@@ -153,8 +154,7 @@ class Validator:
         except ValidationError as exc:
             rejection = _classify(exc.errors()[0])
             if rejection.reason == INVALID_TIMESTAMP:
-                hint = _seconds_hint(data.get("ts"), self.earliest_ms, now_ms)
-                rejection = Rejection(INVALID_TIMESTAMP, "ts", rejection.detail + hint)
+                rejection = self._time_problem(data.get("ts"), rejection, now_ms)
             raise rejection from exc
         if event.ts_ms > now_ms + self.future_margin_ms:
             ahead = (event.ts_ms - now_ms) / 1000
@@ -172,6 +172,19 @@ class Validator:
             known = ", ".join(sorted(self.currencies))
             raise Rejection(UNKNOWN_CURRENCY, "currency", f"{currency} is not one of: {known}")
         return event
+
+    def _time_problem(self, ts: Any, rejection: Rejection, now_ms: int) -> Rejection:
+        """A time beyond what the stores hold that is ahead of now is `future_timestamp`;
+        a number that reads right as epoch seconds gets a hint."""
+        try:
+            parsed = unbounded_event_time(ts)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.timestamp() * 1000 > now_ms + self.future_margin_ms:
+            ahead = parsed.timestamp() - now_ms / 1000
+            return Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
+        hint = _seconds_hint(ts, self.earliest_ms, now_ms)
+        return Rejection(INVALID_TIMESTAMP, "ts", rejection.detail + hint)
 
     def validate(self, kind: Kind, raw: bytes, now_ms: int) -> AnyEvent:
         return self.check(kind, self.decode(raw), now_ms)

@@ -236,3 +236,10 @@ def test_a_resend_spelled_differently_is_a_plain_duplicate(scorer: Scorer) -> No
         }
     )
     assert score(scorer, respelled).duplicate
+
+
+def test_a_time_beyond_what_the_stores_hold_and_ahead_is_a_future_timestamp(
+    scorer: Scorer,
+) -> None:
+    problem = rejected(scorer, live(ts=17_000_000_000_000), "live-events")  # the year 2508
+    assert (problem.reason, problem.field) == ("future_timestamp", "ts")
