@@ -1,8 +1,9 @@
 """An offline reference scorer: the same stages, RFM and purchase statistics, in one batch.
 
-It reads a whole list of events, sorts each user's history by event time and evaluates the
-stage rules over the full history (no capped lists, no incremental state), so a streaming run
-can be checked against it: after any replay, crash or restart the final figures must agree.
+It reads a whole list of events, sorts each user's history by event time and derives the stage
+history from the full set of interactions (no capped lists, no incremental state), so a
+streaming run can be checked against it: after any replay, crash, restart or arrival order
+the final figures must agree.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.domain.facts import to_base_cents
-from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, stage_at
+from pipeline.domain.history import derive
+from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules
 from pipeline.scorer import rules_from
 from pipeline.settings import Settings
 from schemas.events import AnyEvent, Kind
@@ -50,42 +52,6 @@ class Reference:
 
     def at(self, ms: int | None) -> datetime | None:
         return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _stage(rules: StageRules, ref: Reference, at_ms: int) -> Stage | None:
-    history = sorted(t for t in ref.interactions if t <= at_ms)
-    paid = [t for t in ref.paid if t <= at_ms]
-    return stage_at(
-        rules, at_ms, history[-1] if history else None, history, min(paid, default=None)
-    )
-
-
-def _candidates(rules: StageRules, ref: Reference) -> list[int]:
-    """Times after which the stage may change by itself, given the history so far."""
-    if not ref.interactions:
-        return []
-    history = sorted(ref.interactions)
-    last = history[-1]
-    points = [last + rules.silent_ms, last + rules.churned_ms]
-    n = rules.active_min_interactions
-    points += [t + rules.active_window_ms for t in history[-n:]]
-    if ref.paid:
-        points.append(min(ref.paid) + rules.new_window_ms)
-    return sorted(points)
-
-
-def _move(rules: StageRules, ref: Reference, at_ms: int) -> None:
-    stage = _stage(rules, ref, at_ms)
-    if stage is not None and stage != ref.stage:
-        ref.transitions.append((ref.stage, stage, at_ms))
-        ref.stage, ref.stage_since_ms = stage, at_ms
-
-
-def _advance(rules: StageRules, ref: Reference, until_ms: int) -> None:
-    after = ref.stage_since_ms if ref.stage_since_ms is not None else -1
-    for point in _candidates(rules, ref):
-        if after < point <= until_ms:
-            _move(rules, ref, point)
 
 
 def reference_scores(
@@ -138,7 +104,6 @@ def reference_scores(
                     entry[1] += cents
                 if event.type == "order_paid":
                     ledger[event.order_id] = [cents, 0]
-            _advance(rules, ref, event.ts_ms)
             ts = event.ts_ms
             ref.last_event_ms = ts if ref.last_event_ms is None else max(ref.last_event_ms, ts)
             if event.type not in NOT_INTERACTIONS:
@@ -149,9 +114,19 @@ def reference_scores(
             elif event.type == "order_refunded":
                 ref.refunds += 1
                 ref.monetary_cents -= cents
-            _move(rules, ref, ts)
-        _advance(rules, ref, clocks[partition_of(user_id)])
+        _derive(rules, ref, clocks[partition_of(user_id)])
     return out
+
+
+def _derive(rules: StageRules, ref: Reference, until_ms: int) -> None:
+    """The whole stage history from every interaction, up to the partition's clock."""
+    interactions = sorted(ref.interactions)
+    if not interactions:
+        return
+    first_paid = min(ref.paid, default=None)
+    ref.transitions = derive(rules, interactions, first_paid, None, interactions[0], until_ms)
+    if ref.transitions:
+        _, ref.stage, ref.stage_since_ms = ref.transitions[-1]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -29,6 +29,9 @@ class StageRules:
     new_window_days: float = 30.0
     silent_after_days: float = 30.0
     churned_after_days: float = 90.0
+    # How many of a user's latest interaction times are kept: a late event re-derives the
+    # stage history exactly from the `active_min_interactions`-th oldest kept one on.
+    kept_interactions: int = 32
 
     def __post_init__(self) -> None:
         days = (
@@ -41,6 +44,8 @@ class StageRules:
             raise ValueError("stage thresholds must be finite numbers of days")
         if self.active_min_interactions < 1:
             raise ValueError("active_min_interactions must be at least 1")
+        if self.kept_interactions < self.active_min_interactions:
+            raise ValueError("kept_interactions must be at least active_min_interactions")
         if not 0 < self.silent_after_days < self.churned_after_days:
             raise ValueError("need 0 < silent_after_days < churned_after_days")
         if self.active_window_days <= 0 or self.new_window_days <= 0:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from bisect import insort
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipeline.domain import orders as ledger
+from pipeline.domain.history import derive
 from pipeline.domain.orders import PAID, REFUNDED, OrderLimits
 from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, change_points, stage_at
 
@@ -76,6 +78,9 @@ class Transition:
     from_stage: Stage | None
     to_stage: Stage
     at_ms: int
+    # A correction: this transition, published before, is no longer part of the history (a
+    # late event changed what happened from some time on).
+    retracted: bool = False
 
     @property
     def is_reactivation(self) -> bool:
@@ -90,6 +95,8 @@ class UserState:
     first_seen_ms: int | None = None
     last_event_ms: int | None = None
     last_interaction_ms: int | None = None
+    # The latest `kept_interactions` interaction times, oldest first (the latest of a set, so
+    # the same whatever order they arrived in).
     recent_interactions_ms: list[int] = field(default_factory=list)
     interactions: int = 0
     first_paid_ms: int | None = None
@@ -101,8 +108,13 @@ class UserState:
     paid_cents: int = 0  # gross of refunds: the order values the purchase models see
     stage: Stage | None = None
     stage_since_ms: int | None = None
-    clock_ms: int | None = None  # the latest time the stage has been evaluated at
+    clock_ms: int | None = None  # the latest time the stage history is derived up to
     reactivations: int = 0
+    # The stage history that a late event may still change: [from, to, at ms], oldest first.
+    history: list[list[Any]] = field(default_factory=list)
+    # Late events older than the kept interactions can re-derive: counts stay exact, the
+    # history before them is left as it was.
+    history_gaps: int = 0
     version: int = 0
     engagement_value: float = 0.0
     engagement_at_ms: int | None = None
@@ -166,6 +178,9 @@ class UserState:
         values["stage"] = Stage(values["stage"]) if values.get("stage") else None
         values["recent_interactions_ms"] = list(values.get("recent_interactions_ms") or [])
         values["seen_ids"] = {d: at for d, at in values.get("seen_ids") or []}
+        values["history"] = [
+            [Stage(f) if f else None, Stage(t), at] for f, t, at in values.get("history") or []
+        ]
         values.pop("offsets", None)  # kept by earlier versions
         return cls(**values)
 
@@ -185,9 +200,74 @@ def _move(state: UserState, to: Stage | None, at_ms: int, out: list[Transition])
     transition = Transition(state.user_id, state.stage, to, at_ms)
     if transition.is_reactivation:
         state.reactivations += 1
+    state.history.append([state.stage, to, at_ms])
     state.stage = to
     state.stage_since_ms = at_ms
     out.append(transition)
+
+
+def _exact_from(state: UserState, rules: StageRules) -> int | None:
+    """The earliest time the kept interactions derive the stage exactly from (None: all
+    of them are kept, so any time)."""
+    kept = state.recent_interactions_ms
+    if state.interactions <= len(kept):
+        return None
+    return kept[rules.active_min_interactions - 1]
+
+
+def _prune(state: UserState, rules: StageRules) -> None:
+    """Drop history no late event can change any more (before the exact horizon), keeping
+    the last transition before it."""
+    horizon = _exact_from(state, rules)
+    history = state.history
+    if horizon is None or len(history) < 2:
+        return
+    cut = 0
+    while cut + 1 < len(history) and history[cut + 1][2] < horizon:
+        cut += 1
+    if cut:
+        del history[:cut]
+
+
+def rederive(state: UserState, rules: StageRules, from_ms: int) -> list[Transition]:
+    """Derive the history again from `from_ms` up to the state's clock after a late event;
+    returns the corrections: transitions retracted, then transitions added."""
+    if state.clock_ms is None:
+        return []
+    start = from_ms
+    horizon = _exact_from(state, rules)
+    if horizon is not None and start < horizon:
+        state.history_gaps += 1
+        start = horizon
+    history = state.history
+    keep = [h for h in history if h[2] < start]
+    old = [h for h in history if h[2] >= start]
+    if keep:
+        before: Stage | None = keep[-1][1]
+    elif old:
+        before = old[0][0]
+    else:
+        before = state.stage
+    new = derive(
+        rules, state.recent_interactions_ms, state.first_paid_ms, before, start, state.clock_ms
+    )
+    old_set = {(f, t, at) for f, t, at in old}
+    new_set = set(new)
+    out = [
+        Transition(state.user_id, f, t, at, retracted=True)
+        for f, t, at in old
+        if (f, t, at) not in new_set
+    ]
+    out += [Transition(state.user_id, f, t, at) for f, t, at in new if (f, t, at) not in old_set]
+    for transition in out:
+        if transition.is_reactivation:
+            state.reactivations += -1 if transition.retracted else 1
+    state.history = keep + [[f, t, at] for f, t, at in new]
+    if state.history:
+        state.stage, state.stage_since_ms = state.history[-1][1], state.history[-1][2]
+    else:
+        state.stage = before
+    return out
 
 
 def _watch(state: UserState, fact: Fact) -> None:
@@ -203,54 +283,64 @@ def _watch(state: UserState, fact: Fact) -> None:
 
 
 def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition]:
-    """Move the stage along the event clock up to `now_ms` with no new event.
+    """Derive the stage history on to `now_ms` with no new event (a watermark settling idle
+    users, or the time just before a new event).
 
     Each transition carries the exact time its rule fired (say, 30 days after the last
     interaction), so advancing late gives the same history as advancing often.
     """
     if state.clock_ms is not None and now_ms <= state.clock_ms:
-        # Every point up to `now_ms` is settled already (the second call of an event, or a
-        # late event): nothing moves, and the clock stays.
-        return []
+        return []  # derived that far already
     out: list[Transition] = []
     points = change_points(
         rules, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
     )
-    # Points at or before the stage's last move, or before the time it was last evaluated at,
-    # are settled: evaluating them again with later history would rewrite the past.
-    settled = max(state.stage_since_ms or -1, state.clock_ms or -1)
+    after = state.clock_ms if state.clock_ms is not None else -1
     for point in points:
-        if point <= settled:
+        if point <= after:
             continue
         if point > now_ms:
             break
         _move(state, _stage_now(state, rules, point), point, out)
     if state.last_interaction_ms is not None:
-        state.clock_ms = now_ms if state.clock_ms is None else max(state.clock_ms, now_ms)
+        state.clock_ms = now_ms
     return out
+
+
+def _keep_interaction(state: UserState, rules: StageRules, ts: int) -> None:
+    state.interactions += 1
+    if state.last_interaction_ms is None or ts > state.last_interaction_ms:
+        state.last_interaction_ms = ts
+    recent = state.recent_interactions_ms
+    if not recent or ts >= recent[-1]:
+        recent.append(ts)
+    else:
+        insort(recent, ts)
+    if len(recent) > rules.kept_interactions:
+        del recent[: len(recent) - rules.kept_interactions]
 
 
 def apply(
     state: UserState, fact: Fact, rules: StageRules, limits: OrderLimits | None = None
 ) -> list[Transition]:
-    """Apply one event: idle transitions due before it, then its own effect on the stage.
+    """Apply one event, in whatever order it arrives: its counts and sums, then the stage
+    history it changes.
+
+    An event after everything derived so far moves the history on (idle transitions before
+    it, then the stage at its time); an earlier one derives the history again from its time
+    (the returned transitions then include corrections, `retracted`). The state is a
+    function of the set of events applied, not of their order.
 
     An order event must have passed `orders.check` first (the scorer does it): a payment is
     entered in the order ledger, a refund counts at most what its order paid.
     """
-    out = advance(state, rules, fact.ts_ms)
     ts = fact.ts_ms
+    in_order = state.clock_ms is None or ts > state.clock_ms
+    out = advance(state, rules, ts - 1) if in_order and fact.is_interaction else []
     state.first_seen_ms = ts if state.first_seen_ms is None else min(state.first_seen_ms, ts)
     state.last_event_ms = ts if state.last_event_ms is None else max(state.last_event_ms, ts)
     if fact.is_interaction:
-        state.interactions += 1
-        if state.last_interaction_ms is None or ts > state.last_interaction_ms:
-            state.last_interaction_ms = ts
-        recent = state.recent_interactions_ms
-        recent.append(ts)
-        if len(recent) > 1 and recent[-2] > ts:
-            recent.sort()
-        del recent[: -rules.active_min_interactions]
+        _keep_interaction(state, rules, ts)
     if fact.type == "watch" and fact.session_id is not None:
         _watch(state, fact)
     if fact.type == PAID:
@@ -267,9 +357,13 @@ def apply(
         counted = ledger.refund_amount(state, fact)
         state.monetary_cents -= counted
         ledger.record(state, fact, counted, limits or DEFAULT_ORDER_LIMITS)
-    # Never evaluate before a time the stage was already moved to: history only goes forward.
-    clock = max(ts, state.last_event_ms, state.clock_ms or ts)
-    state.clock_ms = clock
-    _move(state, _stage_now(state, rules, clock), clock, out)
+    if fact.is_interaction and in_order:
+        state.clock_ms = ts
+        _move(state, _stage_now(state, rules, ts), ts, out)
+    elif fact.is_interaction:
+        out += rederive(state, rules, ts)
+    # The history is known at least up to the user's latest event, of any kind.
+    out += advance(state, rules, state.last_event_ms)
+    _prune(state, rules)
     state.version += 1
     return out

@@ -207,7 +207,7 @@ def test_recent_interactions_stay_bounded_and_sorted() -> None:
     state = UserState("u1")
     times = [T0 + ((i * 7919) % 1000) * 60_000 for i in range(1000)]
     run(state, *(fact("like", t) for t in times))
-    assert state.recent_interactions_ms == sorted(times)[-10:]
+    assert state.recent_interactions_ms == sorted(times)[-StageRules().kept_interactions :]
     assert state.interactions == 1000
 
 
@@ -229,40 +229,95 @@ def test_late_paid_order_moves_first_paid_back_only() -> None:
     assert state.monetary_cents == 300
 
 
-def test_late_event_is_judged_at_the_latest_event_time() -> None:
+def corrections(out: list[Transition]) -> list[tuple[str, Stage | None, Stage, int]]:
+    return [("-" if t.retracted else "+", t.from_stage, t.to_stage, t.at_ms) for t in out]
+
+
+P, A, S, C = Stage.POTENTIAL, Stage.ACTIVE, Stage.SILENT, Stage.CHURNED
+
+
+def test_a_late_tenth_interaction_rewrites_the_history_from_its_time() -> None:
     state = UserState("u1")
     run(state, *(fact("like", T0 + i * DAY_MS) for i in range(1, 10)))
-    assert state.stage is Stage.POTENTIAL
+    assert state.stage is P
     out = apply(state, fact("like", T0), RULES)  # late: the 10th interaction, inside the window
-    assert moves(out) == [(Stage.POTENTIAL, Stage.ACTIVE, T0 + 9 * DAY_MS)]
+    assert corrections(out) == [
+        ("-", None, P, T0 + DAY_MS),
+        ("+", None, P, T0),
+        ("+", P, A, T0 + 9 * DAY_MS),
+    ]
+    assert (state.stage, state.stage_since_ms) == (A, T0 + 9 * DAY_MS)
 
 
-def test_late_event_older_than_the_window_changes_no_stage() -> None:
+def test_a_late_event_older_than_the_window_gives_the_history_its_beginning() -> None:
     state = UserState("u1")
     run(state, *(fact("like", T0 + i * DAY_MS) for i in range(40, 49)))
-    assert apply(state, fact("like", T0), RULES) == []
-    assert state.stage is Stage.POTENTIAL
+    out = apply(state, fact("like", T0), RULES)
+    assert corrections(out) == [
+        ("-", None, P, T0 + 40 * DAY_MS),
+        ("+", None, P, T0),
+        ("+", P, S, T0 + 30 * DAY_MS),
+        ("+", S, P, T0 + 40 * DAY_MS),
+    ]
+    assert (state.stage, state.reactivations) == (P, 1)
 
 
-def test_late_interaction_corrects_a_silent_stage() -> None:
+def test_a_late_interaction_retracts_a_silent_stage_it_disproves() -> None:
     state = UserState("u1")
     run(state, fact("like", T0), fact("touch_sent", T0 + 40 * DAY_MS))
-    assert state.stage is Stage.SILENT
+    assert state.stage is S
     out = apply(state, fact("like", T0 + 20 * DAY_MS), RULES)
-    assert moves(out) == [(Stage.SILENT, Stage.POTENTIAL, T0 + 40 * DAY_MS)]
+    assert corrections(out) == [("-", P, S, T0 + 30 * DAY_MS)]
+    assert (state.stage, state.stage_since_ms) == (P, T0)
     assert state.last_interaction_ms == T0 + 20 * DAY_MS
 
 
-def test_an_event_after_advance_never_backdates_the_stage_history() -> None:
-    """advance() may run ahead of a user's events (say, on the stream clock); an event of the
-    user that then arrives with a time between its last event and that clock must not produce
-    a transition earlier than one already emitted."""
+def test_an_event_behind_the_watermark_corrects_the_idle_transitions_after_it() -> None:
     state = UserState("u1")
-    history = run(state, fact("like", T0))
-    history += advance(state, RULES, T0 + 100 * DAY_MS)  # silent at +30, churned at +90
-    history += apply(state, fact("like", T0 + 50 * DAY_MS), RULES)
-    times = [t.at_ms for t in history]
-    assert times == sorted(times), moves(history)
+    run(state, fact("like", T0))
+    assert moves(advance(state, RULES, T0 + 100 * DAY_MS)) == [
+        (P, S, T0 + 30 * DAY_MS),
+        (S, C, T0 + 90 * DAY_MS),
+    ]
+    out = apply(state, fact("like", T0 + 50 * DAY_MS), RULES)
+    assert corrections(out) == [
+        ("-", S, C, T0 + 90 * DAY_MS),
+        ("+", S, P, T0 + 50 * DAY_MS),
+        ("+", P, S, T0 + 80 * DAY_MS),
+    ]
+    assert [tuple(h) for h in state.history] == [
+        (None, P, T0),
+        (P, S, T0 + 30 * DAY_MS),
+        (S, P, T0 + 50 * DAY_MS),
+        (P, S, T0 + 80 * DAY_MS),
+    ]
+    assert state.reactivations == 1
+
+
+def test_events_at_the_same_time_make_one_transition() -> None:
+    state = UserState("u1")
+    run(state, fact("like", T0))
+    out = apply(state, fact("order_paid", T0), RULES)  # the same moment: a buyer from the start
+    assert corrections(out) == [("-", None, P, T0), ("+", None, Stage.NEW, T0)]
+    assert [tuple(h) for h in state.history] == [(None, Stage.NEW, T0)]
+
+
+def test_an_interaction_at_the_moment_the_silent_rule_fires_keeps_the_user() -> None:
+    state = UserState("u1")
+    out = run(state, fact("like", T0), fact("like", T0 + 30 * DAY_MS))
+    assert moves(out) == [(None, P, T0)]
+
+
+def test_history_beyond_the_kept_interactions_is_a_counted_gap() -> None:
+    rules = StageRules(active_min_interactions=2, kept_interactions=3)
+    state = UserState("u1")
+    for i in range(1, 6):
+        apply(state, fact("like", T0 + i * 40 * DAY_MS), rules)
+    before = [tuple(h) for h in state.history]
+    apply(state, fact("like", T0), rules)  # older than every kept interaction
+    assert state.history_gaps == 1
+    assert state.interactions == 6  # counts stay exact
+    assert [tuple(h) for h in state.history] == before
 
 
 def test_to_dict_from_dict_round_trip_through_json() -> None:
