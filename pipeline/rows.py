@@ -45,7 +45,11 @@ def event_row(topic: str, event: AnyEvent, fact: Fact, received_at: datetime) ->
     return row
 
 
-def transition_row(transition: Transition, recorded_at: datetime) -> dict[str, Any]:
+def transition_row(
+    transition: Transition, recorded_at: datetime, version: int = 0
+) -> dict[str, Any]:
+    """A `stage_transitions` row; a retracted transition is a row with `valid` 0 at a later
+    `version` of the user, which replaces the earlier row of the same transition."""
     return {
         "user_id": transition.user_id,
         "from_stage": transition.from_stage.value if transition.from_stage else "",
@@ -54,6 +58,8 @@ def transition_row(transition: Transition, recorded_at: datetime) -> dict[str, A
         "at_ms": transition.at_ms,
         "reactivation": int(transition.is_reactivation),
         "recorded_at": recorded_at,
+        "version": version,
+        "valid": 0 if transition.retracted else 1,
     }
 
 

@@ -113,6 +113,7 @@ class Scorer:
             max_orders=settings.order_ledger_max_orders,
         )
         self.dedup_horizon_ms = int(settings.dedup_horizon_days * 86_400_000)
+        self.trigger_max_age_ms = int(settings.trigger_max_age_seconds * 1000)
         self.store = store if store is not None else UserStore()
         self.topic_kinds: dict[str, Kind] = dict(
             zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
@@ -156,6 +157,7 @@ class Scorer:
         `clock_ms` overrides the partition clock (the worker passes the time it knows safe).
         """
         now = now or datetime.now(tz=UTC)
+        self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         timers = self._timers(partition)
         outcomes: list[Outcome] = []
         partition_clock = self.clocks.get(partition)
@@ -190,6 +192,7 @@ class Scorer:
         the triggers of rules on model scores that fired on them (and their `triggers` rows,
         which the caller writes)."""
         out = []
+        self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         for user in users:
             document = self.document(user, now)
             fired = self._encoded(self.triggers.on_document(user, document), now)
@@ -209,7 +212,7 @@ class Scorer:
         fired: list[Fired],
     ) -> Outcome:
         rows: list[tuple[str, dict[str, Any]]] = [
-            ("stage_transitions", transition_row(t, now)) for t in transitions
+            ("stage_transitions", transition_row(t, now, user.version)) for t in transitions
         ]
         doc = None
         if document:
@@ -295,17 +298,21 @@ class Scorer:
             self.store.put(user, partition)
             return Outcome(document=None, transitions=[], duplicate=True, duplicate_order=True)
         self._timers(partition)  # this partition's users are in the population models
-        idle = advance(user, self.rules, fact.ts_ms)  # stage changes due before the event
+        self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
+        idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
         own = apply(user, fact, self.rules, self.order_limits)
         transitions = idle + own
+        # Corrections of the history (a late event) are rows and records, not facts to act on.
+        current = [t for t in own if not t.retracted]
         label = self.enricher.on_event(user, fact)
-        self.enricher.on_transitions(user, transitions)
+        self.enricher.on_transitions(user, [t for t in transitions if not t.retracted])
         # What earlier triggers led to (before this event can fire one of its own).
         touch_outcomes = self.triggers.outcomes(
             user, fact, event.event_id, event.__dict__.get("trigger_id")
         )
-        fired += self.triggers.on_event(user, fact, own)
+        fired += self.triggers.on_transitions(user, [t for t in current if t.at_ms < fact.ts_ms])
+        fired += self.triggers.on_event(user, fact, [t for t in current if t.at_ms >= fact.ts_ms])
         self._remember(user, digest, fact)
         self.store.put(user, partition)
         self._timers(partition).schedule(

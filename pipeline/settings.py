@@ -120,6 +120,9 @@ class Settings(BaseSettings):
         default=DEFAULT_EARLIEST_EVENT_TIME,
         description="Earliest valid event time (RFC 3339); default 1990-01-01T00:00:00Z.",
     )
+    # Triggers act on the present: a fact (a stage change, an order, a score) older than this
+    # on the wall clock fires nothing, so a backfill or a replay pushes nothing to users.
+    trigger_max_age_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     # The per-user ledger of recent orders (a payment counted once, a refund capped at what
     # its order paid): orders paid within this many days of the user's latest event, at most
     # this many. A refund of an order outside it is `unknown_order`.

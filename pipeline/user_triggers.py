@@ -78,6 +78,8 @@ class UserTriggers:
         self.on_state: tuple[Rule, ...] = tuple(r for r in rules.user_rules if not r.on_document)
         self.on_doc: tuple[Rule, ...] = tuple(r for r in rules.user_rules if r.on_document)
         self.attribution_ms = {r.name: r.attribution_ms for r in rules.user_rules}
+        # Facts before this (epoch ms, set by the scorer from the wall clock) fire nothing.
+        self.present_from_ms: int | None = None
 
     def _run(
         self, rules: tuple[Rule, ...], user: UserState, values: dict[str, Value], at_ms: int
@@ -85,9 +87,19 @@ class UserTriggers:
         if not rules:
             return []
         # The marks are the user's own list and dict, changed in place.
+        marks_before = dict(user.fired_rules)
         fired = evaluate(
             rules, Marks(user.held_rules, user.fired_rules), values, "user", user.user_id, at_ms
         )
+        if fired and self.present_from_ms is not None and at_ms < self.present_from_ms:
+            # A fact of the past (a backfill, a replay): nothing fires and no cooldown starts;
+            # the rule is remembered as holding, so it does not fire later for the same fact.
+            for trigger in fired:
+                if trigger.rule in marks_before:
+                    user.fired_rules[trigger.rule] = marks_before[trigger.rule]
+                else:
+                    user.fired_rules.pop(trigger.rule, None)
+            return []
         for trigger in fired:
             until = trigger.at_ms + self.attribution_ms.get(trigger.rule, 0)
             user.recent_triggers.append([trigger.id, trigger.rule, trigger.at_ms, until])

@@ -41,8 +41,11 @@ CREATE TABLE IF NOT EXISTS {db}stage_transitions (
     at DateTime('UTC'),
     at_ms Int64,
     reactivation UInt8,
-    recorded_at DateTime('UTC')
-) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(at) ORDER BY (user_id, at_ms, to_stage)
+    recorded_at DateTime('UTC'),
+    version UInt64,
+    valid UInt8
+) ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(at)
+  ORDER BY (user_id, at_ms, to_stage)
 """,
     "user_scores": """
 CREATE TABLE IF NOT EXISTS {db}user_scores (

@@ -18,7 +18,7 @@ from pipeline.store import UserStore
 from schemas.validation import Rejection
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
-TS = int((NOW - timedelta(hours=3)).timestamp() * 1000)
+TS = int((NOW - timedelta(minutes=1)).timestamp() * 1000)
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(clickhouse_url="memory://")
+    # Events of 2023 scored at a wall clock of 2024: facts of the past fire triggers here.
+    return Settings(clickhouse_url="memory://", trigger_max_age_seconds=10 * 365 * 86_400)
 
 
 @pytest.fixture

@@ -34,6 +34,9 @@ from schemas.triggers import Trigger
 
 T0 = 1_760_000_000_000
 NOW = datetime(2027, 6, 1, tzinfo=UTC)
+# These tests replay months of history against a fixed wall clock: every fact counts as
+# present (test_triggers_act_on_the_present tests the default).
+HISTORY = Settings(clickhouse_url="memory://", trigger_max_age_seconds=10 * 365 * 86_400)
 HOUR_MS = 3_600_000
 SPEC_RULES = {
     "became_silent", "became_churned", "first_order", "repeat_buyer", "became_high_value",
@@ -49,7 +52,7 @@ class Script:
     """One user's events through a real scorer, with the triggers each step fired."""
 
     def __init__(self, user_id: str = "u1", store: UserStore | None = None) -> None:
-        self.scorer = Scorer(Settings(clickhouse_url="memory://"), store or UserStore())
+        self.scorer = Scorer(HISTORY, store or UserStore())
         self.user_id = user_id
         self.n = 0
 
@@ -140,7 +143,7 @@ def test_an_edited_copy_of_the_rules_file_is_used(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(DEFAULT_RULES_FILE.read_text().replace("{gte: 10800}", "{gte: 3600}"))
     script = Script()
-    script.scorer = Scorer(Settings(clickhouse_url="memory://"), rules=load_rules(path))
+    script.scorer = Scorer(HISTORY, rules=load_rules(path))
     assert fired_rules([script.live("watch", T0, seconds=3600)]) == ["long_watch"]
 
 

@@ -1,0 +1,83 @@
+"""Triggers act on the present; corrections of the history are rows, never pushes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pipeline.domain.stages import DAY_MS
+from pipeline.scorer import Outcome, Scorer
+from pipeline.settings import Settings
+from pipeline.store import UserStore
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
+MINUTE = 60_000
+
+
+class User:
+    def __init__(self, scorer: Scorer, user_id: str = "u1") -> None:
+        self.scorer, self.user_id, self.n = scorer, user_id, 0
+
+    def send(self, topic: str, data: dict[str, Any]) -> Outcome:
+        self.n += 1
+        data = {"event_id": f"{self.user_id}-{self.n}", "user_id": self.user_id, **data}
+        return self.scorer.score(topic, orjson.dumps(data), now=NOW)
+
+    def like(self, ts: int) -> Outcome:
+        return self.send(
+            "live-events", {"type": "like", "ts": ts, "room_id": "r", "session_id": "s"}
+        )
+
+    def paid(self, ts: int, order_id: str) -> Outcome:
+        order = {"order_id": order_id, "amount": "10.00", "currency": "CNY"}
+        return self.send("order-events", {"type": "order_paid", "ts": ts, **order})
+
+
+def rules_of(outcomes: list[Outcome]) -> list[str]:
+    return [f.rule for o in outcomes for f, _ in o.fired]
+
+
+def scorer() -> Scorer:
+    return Scorer(Settings(clickhouse_url="memory://"), UserStore())  # default: 10 minutes
+
+
+def test_facts_of_the_past_fire_nothing_and_the_present_fires() -> None:
+    user = User(scorer())
+    past = [user.paid(NOW_MS - 200 * DAY_MS, "o1"), user.paid(NOW_MS - 190 * DAY_MS, "o2")]
+    assert rules_of(past) == []  # first_order and repeat_buyer of history: not pushed
+    assert user.scorer.store.get("u1").fired_rules == {}  # type: ignore[union-attr]
+    # The same user's present: a third order fires nothing (repeat_buyer held already).
+    assert rules_of([user.paid(NOW_MS - MINUTE, "o3")]) == []
+
+
+def test_a_first_order_now_fires() -> None:
+    user = User(scorer())
+    assert rules_of([user.paid(NOW_MS - MINUTE, "o1")]) == ["first_order"]
+
+
+def test_the_age_is_configuration() -> None:
+    lenient = Scorer(
+        Settings(clickhouse_url="memory://", trigger_max_age_seconds=300 * 86_400), UserStore()
+    )
+    user = User(lenient)
+    assert rules_of([user.paid(NOW_MS - 200 * DAY_MS, "o1")]) == ["first_order"]
+
+
+def test_a_late_event_publishes_corrections_as_versioned_rows_and_fires_nothing() -> None:
+    user = User(scorer())
+    user.like(NOW_MS - 100 * DAY_MS)
+    user.like(NOW_MS - 5 * MINUTE)  # back from churned: reactivation rows
+    late = user.like(NOW_MS - 50 * DAY_MS)  # arrives last: the history from -50 d changes
+    rows = [row for table, row in late.rows if table == "stage_transitions"]
+    retracted = [(r["from_stage"], r["to_stage"]) for r in rows if r["valid"] == 0]
+    added = [(r["from_stage"], r["to_stage"]) for r in rows if r["valid"] == 1]
+    assert retracted == [("silent", "churned"), ("churned", "potential")]
+    assert added == [("silent", "potential"), ("potential", "silent"), ("silent", "potential")]
+    assert {r["version"] for r in rows} == {user.scorer.store.get("u1").version}  # type: ignore[union-attr]
+    assert late.fired == []
+    state = user.scorer.store.get("u1")
+    assert state is not None
+    assert state.reactivations == 2
