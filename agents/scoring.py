@@ -50,6 +50,7 @@ from pipeline.settings import Settings
 from pipeline.store import decode_user, encode_user
 from pipeline.topics import end_offset
 from pipeline.user_triggers import trigger_row
+from schemas.headers import is_end_marker
 from schemas.validation import Rejection
 from sinks.base import BatchingSink
 
@@ -227,6 +228,9 @@ class ScoringEngine(BatchEngine):
             buffer = self.buffers.setdefault(tp.partition, MergeBuffer())
             clock = scorer.clock(tp.partition)
             for record in records:
+                if record.headers and is_end_marker(record.headers):
+                    seen[tp.topic] -= 1  # a backfill's end marker: not an event
+                    continue
                 try:
                     prepared = scorer.prepare(tp.topic, record.value or b"", now)
                 except Exception as exc:

@@ -138,6 +138,40 @@ def produce(file: Path, topic: str, rate: float | None, fmt: str | None) -> None
     sys.exit(run_produce(_settings(), file, topic, fmt, rate))
 
 
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    help="File format [default: from the extension, .jsonl/.ndjson or .csv].",
+)
+@click.option(
+    "--id",
+    "backfill_id",
+    help="Backfill id carried in the records' headers [default: a new random one].",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Send at most this many events per second [default: full speed].",
+)
+def backfill(file: Path, fmt: str | None, backfill_id: str | None, rate: float | None) -> None:
+    """Load history: events of all four kinds from a JSONL or CSV FILE, each to its topic.
+
+    Validates every record as `produce` does, sends the valid ones in event-time order keyed
+    by user_id with the header `lifecycle-backfill: ID`, then an end marker (header
+    `lifecycle-backfill-end: ID`, no key, empty value) on every partition of the four input
+    topics. Exits 0 when every record was sent, 1 when some were rejected (the valid ones are
+    still sent), 2 on usage or connection errors.
+    """
+    from pipeline.backfill import check_backfill_id, run_backfill
+
+    if backfill_id is not None:
+        check_backfill_id(backfill_id)
+    sys.exit(run_backfill(_settings(), file, fmt, backfill_id, rate))
+
+
 @main.group()
 def schema() -> None:
     """Published JSON Schemas of the event contracts."""

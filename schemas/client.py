@@ -7,6 +7,7 @@ from typing import Any
 
 from schemas.chat import ChatEvent
 from schemas.events import AnyEvent
+from schemas.headers import Headers, backfill_headers, end_marker_headers
 from schemas.live import LiveEvent
 from schemas.order import OrderEvent
 from schemas.touch import TouchEvent
@@ -20,12 +21,21 @@ DEFAULT_TOPICS: dict[type[AnyEvent], str] = {
 
 
 class EventProducer:
-    """Sends events as JSON to the topic of their kind, keyed by user_id for the fast path."""
+    """Sends events as JSON to the topic of their kind, keyed by user_id for the fast path.
+
+    History goes as a backfill: `EventProducer(bootstrap, backfill_id="2025-import")` marks
+    every record it sends with the Kafka header `lifecycle-backfill: 2025-import`, and
+    `end_backfill()`, after the last event, sends the end marker (header
+    `lifecycle-backfill-end: 2025-import`, null key, empty value) to every partition of its
+    topics, so the pipeline can tell when the backfill is finished on each partition. Send a
+    backfill in event-time order; `lifecycle backfill FILE` does all of this for a file.
+    """
 
     def __init__(
         self,
         bootstrap: str,
         topics: dict[type[AnyEvent], str] | None = None,
+        backfill_id: str | None = None,
         **producer_config: Any,
     ) -> None:
         from kafka import KafkaProducer
@@ -33,6 +43,8 @@ class EventProducer:
         config: dict[str, Any] = {"linger_ms": 5, "batch_size": 64 * 1024, "acks": 1}
         config.update(producer_config)
         self.topics = dict(DEFAULT_TOPICS if topics is None else topics)
+        self.backfill_id = backfill_id
+        self.headers: Headers = [] if backfill_id is None else backfill_headers(backfill_id)
         self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), **config)
 
     def topic_for(self, event: AnyEvent) -> str:
@@ -48,11 +60,27 @@ class EventProducer:
             topic,
             key=event.user_id.encode(),
             value=event.model_dump_json(exclude_none=True).encode(),
+            headers=self.headers,
         )
 
     def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Send bytes as they are (no validation), for tests and replays."""
-        self._producer.send(topic, key=key, value=value)
+        self._producer.send(topic, key=key, value=value, headers=self.headers)
+
+    def end_backfill(self, timeout: float | None = 30.0) -> int:
+        """After the backfill's last event: wait until every event is acknowledged, then send
+        the end marker to every partition of each topic; returns how many were sent."""
+        if self.backfill_id is None:
+            raise ValueError("not a backfill: create the EventProducer with backfill_id=...")
+        self.flush(timeout=timeout)
+        headers = end_marker_headers(self.backfill_id)
+        sent = 0
+        for topic in dict.fromkeys(self.topics.values()):
+            for partition in sorted(self._producer.partitions_for(topic)):
+                self._producer.send(topic, value=b"", partition=partition, headers=headers)
+                sent += 1
+        self.flush(timeout=timeout)
+        return sent
 
     def send_all(self, events: Iterable[AnyEvent]) -> int:
         count = 0
