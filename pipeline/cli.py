@@ -92,22 +92,16 @@ def topics() -> None:
 @main.command()
 @click.option("--users", type=int, help="Number of simulated users [DEMO_USERS, 2000].")
 @click.option("--days", type=int, help="Simulated days before now [DEMO_DAYS, 120].")
-@click.option(
-    "--day-seconds", type=float, help="Real seconds per simulated day [DEMO_DAY_SECONDS, 5]."
-)
 @click.option("--seed", default=7, show_default=True)
-@click.option("--until-now", is_flag=True, help="Stop when the simulation reaches the present.")
-def demo(
-    users: int | None, days: int | None, day_seconds: float | None, seed: int, until_now: bool
-) -> None:
-    """Produce realistic demo traffic: users moving through live rooms, chats and orders."""
+@click.option("--until-now", is_flag=True, help="Stop once the history is loaded.")
+def demo(users: int | None, days: int | None, seed: int, until_now: bool) -> None:
+    """Produce realistic demo traffic: the history as a backfill, then live in the present."""
     from pipeline.demo import DemoConfig, run_demo
 
     settings = _settings()
     config = DemoConfig(
         users=users or settings.demo_users,
         days=days or settings.demo_days,
-        day_seconds=day_seconds or settings.demo_day_seconds,
         seed=seed,
     )
     run_demo(settings, config, follow=not until_now)

@@ -1,4 +1,5 @@
-"""The demo traffic generator: simulated weeks of a shop's users, replayed fast, then live."""
+"""The demo traffic generator: simulated weeks of a shop's users, loaded as a backfill at full
+speed, then live in the present."""
 
 from __future__ import annotations
 
@@ -30,28 +31,7 @@ log = logging.getLogger(__name__)
 class DemoConfig:
     users: int = 2000
     days: int = 120
-    day_seconds: float = 5.0  # real seconds per simulated day until the simulation reaches now
     seed: int = 7
-
-
-class Pacer:
-    """Maps event time to wall time: compressed until the simulation catches up, then 1:1."""
-
-    def __init__(self, sim_start: datetime, day_seconds: float) -> None:
-        self.sim_start = sim_start.timestamp()
-        self.wall_start = time.time()
-        self.speed = 86_400.0 / day_seconds
-
-    def due(self, ts: datetime) -> float:
-        at = ts.timestamp()
-        return max(self.wall_start + (at - self.sim_start) / self.speed, at)
-
-    def wait_for(self, ts: datetime, stop: list[bool]) -> None:
-        while not stop[0]:
-            delay = self.due(ts) - time.time()
-            if delay <= 0.005:
-                return
-            time.sleep(min(delay, 0.25))
 
 
 def topics_of(settings: Settings) -> dict[type[AnyEvent], str]:
@@ -131,8 +111,37 @@ class Outreach:
         self.consumer.close()
 
 
+def backfill_history(
+    settings: Settings, world: World, start: datetime, stop: list[bool]
+) -> tuple[int, datetime, list[AnyEvent]]:
+    """The simulated days before now, as one backfill at full speed (sorted by event time,
+    marked, ended on every partition): triggers of the past fire nothing. Returns the events
+    sent, the first day not loaded, and that day's events still in the future."""
+    now = datetime.now(tz=UTC)
+    history: list[AnyEvent] = []
+    day = start
+    while day <= now and not stop[0]:
+        history += world.day(day)
+        day += timedelta(days=1)
+    future = [e for e in history if e.ts >= now]
+    past = sorted((e for e in history if e.ts < now), key=lambda e: e.ts)
+    backfill_id = f"demo-{int(now.timestamp())}"
+    with EventProducer(
+        settings.kafka_bootstrap, topics=topics_of(settings), backfill_id=backfill_id
+    ) as producer:
+        for event in past:
+            if stop[0]:
+                break
+            producer.send(event)
+        producer.end_backfill()
+    days = (now - start).days
+    print(f"demo: {len(past)} events of {days} days loaded as backfill {backfill_id}", flush=True)
+    return len(past), day, future
+
+
 def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int:
-    """Produce until stopped (or, without `follow`, until the simulation reaches now)."""
+    """Load the simulated history as a backfill, then produce live until stopped (without
+    `follow`, stop after the history)."""
     stop = [False]
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -143,39 +152,39 @@ def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int
     now = datetime.now(tz=UTC)
     sim_start = utc_midnight(now) - timedelta(days=config.days)
     world = World(config.users, sim_start, config.days, config.seed)
-    pacer = Pacer(sim_start, config.day_seconds)
+    sent, day, future = backfill_history(settings, world, sim_start, stop)
+    if not follow:
+        return sent
     pending: list[tuple[datetime, int, AnyEvent]] = []
-    sent = 0
     seq = 0
-    day = sim_start
+    for event in future:
+        seq += 1
+        heapq.heappush(pending, (event.ts, seq, event))
     last_report = time.time()
     outreach = Outreach(settings, config.seed)
     next_poll = 0.0
     with EventProducer(settings.kafka_bootstrap, topics=topics_of(settings)) as producer:
         while not stop[0]:
-            if not follow and day > datetime.now(tz=UTC):
-                break
-            for event in world.day(day):
-                seq += 1
-                heapq.heappush(pending, (event.ts, seq, event))
-            day += timedelta(days=1)
-            while pending and pending[0][0] < day and not stop[0]:
-                ts, _, event = heapq.heappop(pending)
-                if not follow and ts > datetime.now(tz=UTC):
-                    stop[0] = True
-                    break
-                pacer.wait_for(ts, stop)
-                if stop[0]:
-                    break
-                producer.send(event)
-                sent += 1
-                if time.time() >= next_poll:
-                    next_poll = time.time() + 0.5
-                    for touch in outreach.poll():
-                        seq += 1
-                        heapq.heappush(pending, (touch.ts, seq, touch))
+            if not pending or pending[0][0] >= day:
+                for event in world.day(day):
+                    seq += 1
+                    heapq.heappush(pending, (event.ts, seq, event))
+                day += timedelta(days=1)
+                continue
+            if time.time() >= next_poll:  # answer triggers while waiting for the next event
+                next_poll = time.time() + 0.5
+                for touch in outreach.poll():
+                    seq += 1
+                    heapq.heappush(pending, (touch.ts, seq, touch))
+            wait = pending[0][0].timestamp() - time.time()  # live: due at its own time
+            if wait > 0.005:
+                time.sleep(min(wait, 0.25))
+                continue
+            _, _, event = heapq.heappop(pending)
+            producer.send(event)
+            sent += 1
             if time.time() - last_report >= 10:
-                print(f"demo: simulated {day:%Y-%m-%d}, {sent} events sent", flush=True)
+                print(f"demo: live, {sent} events sent", flush=True)
                 last_report = time.time()
     outreach.close()
     print(f"demo: stopped after {sent} events", flush=True)

@@ -106,7 +106,6 @@ class Settings(BaseSettings):
     # Demo traffic of `lifecycle up`.
     demo_users: int = Field(default=2000, ge=1)
     demo_days: int = Field(default=120, ge=1)
-    demo_day_seconds: float = Field(default=5.0, gt=0)
 
     # Validation and duplicates (SPEC section 3).
     max_message_bytes: int = Field(default=64 * 1024, ge=256)

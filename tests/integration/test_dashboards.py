@@ -49,7 +49,7 @@ def expand(sql: str, start: datetime, end: datetime) -> str:
 
 def scripted_rows() -> dict[str, list[dict[str, Any]]]:
     """Rows of a short script through the real scorer and room window."""
-    scorer = Scorer(Settings(clickhouse_url="memory://"))
+    scorer = Scorer(Settings(clickhouse_url="memory://", trigger_max_age_seconds=10 * 365 * 86_400))
     rows: dict[str, list[dict[str, Any]]] = {}
     n = 0
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from schemas.client import EventProducer
+from schemas.order import OrderEvent
 from sinks.chdb import ChdbClient
 from tests.integration.parts import (
     Proc,
@@ -51,7 +54,6 @@ def _up_env(tmp: Path) -> dict[str, str]:
             "WORKER_METRICS_PORT": str(free_port()),
             "DEMO_USERS": "200",
             "DEMO_DAYS": "20",
-            "DEMO_DAY_SECONDS": "0.2",
         }
     )
     env.pop("API_KEYS", None)
@@ -83,7 +85,15 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
         document = wait_until(first_user, 60, "a demo user in the API", step=0.2)
         assert document["stage"] in {"potential", "new", "active", "silent", "churned"}
 
-        # The demo's push service answers triggers: the loop closes.
+        # A shop's order now (history fires nothing): first_order fires, and the demo's push
+        # service answers it with touches: the loop closes.
+        order = OrderEvent(
+            event_id="up-o-1", type="order_paid", user_id="up-buyer", ts=datetime.now(tz=UTC),
+            order_id="up-order-1", amount="88.00", currency="CNY",
+        )  # fmt: skip
+        with EventProducer(f"127.0.0.1:{env['EMBEDDED_BROKER_PORT']}") as producer:
+            producer.send(order)
+
         def a_trigger() -> list[object]:
             response = httpx.get(f"{api}/v1/triggers?limit=5", headers={"X-API-Key": "dev"})
             return response.json()["items"] if response.status_code == 200 else []  # type: ignore[no-any-return]
