@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,14 +42,13 @@ from pipeline import metrics
 from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
 from pipeline.domain.triggers import Fired
-from pipeline.domain.watermark import MergeBuffer, PartitionClock
 from pipeline.local_state import LocalPartition, open_partition
 from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
 from pipeline.store import decode_user, encode_user
 from pipeline.topics import end_offset
 from pipeline.user_triggers import trigger_row
-from schemas.headers import is_end_marker
+from schemas.headers import is_backfill, is_end_marker
 from schemas.validation import Rejection
 from sinks.base import BatchingSink
 
@@ -68,26 +66,16 @@ def internal_error(exc: Exception) -> Rejection:
 
 
 class OffsetTracker:
-    """Which input offsets are safe to commit: a topic-partition's offset is committed only
-    once every earlier event of it is applied (or rejected), whatever order they applied in.
-
-    Every record read is rejected at once, held in a merge buffer, or applied, so the safe
-    offset is the first one still held, or the one after the last read when none is: worked
-    out from the held events at each checkpoint rather than kept up to date per record."""
+    """Which input offsets to commit: every record read is applied or rejected at once, so a
+    topic-partition's next offset to read is safe once the checkpoint that covers it is
+    durable."""
 
     def __init__(self) -> None:
         self._committed: dict[TopicPartition, int] = {}
 
-    def to_commit(
-        self, read_to: Mapping[TopicPartition, int], held: Iterable[tuple[TopicPartition, int]]
-    ) -> dict[TopicPartition, int]:
-        """Next offsets to commit that moved since the last `committed` call, given the next
-        offset to read of each topic-partition and the offsets of the events still held."""
-        safe = dict(read_to)
-        for tp, offset in held:
-            if offset < safe.get(tp, offset + 1):
-                safe[tp] = offset
-        return {tp: o for tp, o in safe.items() if self._committed.get(tp) != o}
+    def to_commit(self, read_to: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Next offsets to commit that moved since the last `committed` call."""
+        return {tp: o for tp, o in read_to.items() if self._committed.get(tp) != o}
 
     def committed(self, offsets: dict[TopicPartition, int]) -> int:
         """Record offsets as committed; returns how many records they moved past."""
@@ -97,22 +85,6 @@ class OffsetTracker:
 
     def forget(self, tp: TopicPartition) -> None:
         self._committed.pop(tp, None)
-
-
-def unread(read_to: int | None, highwater: int | None, paused: bool) -> bool | None:
-    """Whether a topic-partition may have records not read yet (None: not known yet).
-
-    A high watermark past what was read says so. A paused one may have them whatever its
-    last fetch said: it is not fetched, so its high watermark is as old as its pause, and a
-    producer may be writing it right now (the embedded broker also reports a partition's end
-    as the offset after the first record of its last batch, so a topic paused in the middle
-    of a backfill's large batch looked read to its end). What it has not read must hold its
-    partition's clock like any backlog; it is resumed once its held events go."""
-    if paused:
-        return True
-    if read_to is None or highwater is None:
-        return None
-    return highwater > read_to
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -146,15 +118,9 @@ class ScoringEngine(BatchEngine):
         self.flush_sink = flush_sink
         self.inputs = set(settings.input_topics)
         self.offsets = OffsetTracker()
-        self.buffers: dict[int, MergeBuffer] = {}
         self.local: dict[int, LocalPartition] = {}
         self.owned: set[int] = set()
         self.read_to: dict[TopicPartition, int] = {}  # next offset after the last one read
-        self.last_arrival: dict[int, float] = {}  # monotonic time records last came, by partition
-        self.released_to: dict[int, int] = {}  # latest event time applied, by partition
-        self.held: Counter[TopicPartition] = Counter()  # events held in the merge buffers
-        self.progress_at: dict[int, float] = {}  # monotonic time the partition's clock last moved
-        self.paused: set[TopicPartition] = set()  # not fetched while their events pile up
         self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
         self._in_flight: asyncio.Task[None] | None = None  # the checkpoint being completed
         self._checkpoint_at = 0.0  # monotonic time the last checkpoint began
@@ -215,119 +181,52 @@ class ScoringEngine(BatchEngine):
     # -- the batch -------------------------------------------------------------------------
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        assert self.consumer is not None
+        """Validate and apply each record as it comes (no waiting for other topics: a late
+        event derives its user's history again), then announce the idle transitions each
+        partition's watermark has passed."""
         scorer = self.scorer
         now = datetime.now(tz=UTC)
-        arrived = time.monotonic()
         seen: Counter[str] = Counter()
-        for tp, records in batches.items():
-            if tp.partition not in self.owned:
-                continue
-            seen[tp.topic] += len(records)
-            highwater = self.consumer.highwater(tp)
-            buffer = self.buffers.setdefault(tp.partition, MergeBuffer())
-            clock = scorer.clock(tp.partition)
-            for record in records:
-                if record.headers and is_end_marker(record.headers):
-                    seen[tp.topic] -= 1  # a backfill's end marker: not an event
-                    continue
-                try:
-                    prepared = scorer.prepare(tp.topic, record.value or b"", now)
-                except Exception as exc:
-                    await self._reject(exc, tp, record)
-                    continue
-                waiting = highwater is not None and record.offset + 1 < highwater
-                clock.observe(tp.topic, prepared.fact.ts_ms, waiting, arrived)
-                buffer.push(prepared.fact.ts_ms, (prepared, tp, record), arrived)
-                self.held[tp] += 1
-            if records:
-                self.read_to[tp] = records[-1].offset + 1
-                self.last_arrival[tp.partition] = arrived
-        for topic, count in seen.items():
-            metrics.EVENTS_IN.labels(topic).inc(count)
-
         changed: dict[str, UserState] = {}
         scored: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
-        mono = time.monotonic()
-        hold_until = mono - self.settings.merge_max_hold_seconds
+        apply_event = scorer.apply_event
+        for tp, records in batches.items():
+            if tp.partition not in self.owned or not records:
+                continue
+            seen[tp.topic] += len(records)
+            partition = tp.partition
+            watermark = scorer.watermark(partition)
+            for record in records:
+                headers = record.headers
+                if headers and is_end_marker(headers):
+                    seen[tp.topic] -= 1  # a backfill's end marker: not an event
+                    watermark.end_backfill(tp.topic)
+                    continue
+                try:
+                    prepared = scorer.prepare(tp.topic, record.value or b"", now)
+                    outcome = apply_event(prepared, partition, now, document=False)
+                except Exception as exc:
+                    await self._reject(exc, tp, record)
+                    continue
+                history = bool(headers) and is_backfill(headers)
+                watermark.observe(tp.topic, prepared.fact.ts_ms, history)
+                if outcome.duplicate:
+                    duplicates[tp.topic] += 1
+                    if outcome.duplicate_order:
+                        metrics.DUPLICATE_ORDERS.labels(tp.topic).inc()
+                else:
+                    scored[tp.topic] += 1
+                self._record(outcome, changed)
+                if outcome.fired or outcome.room_comment is not None or outcome.transitions:
+                    await self._send_outputs(outcome)
+            self.read_to[tp] = records[-1].offset + 1
+        for topic, count in seen.items():
+            metrics.EVENTS_IN.labels(topic).inc(count)
+        # Idle users whose silent or churned time the watermark has passed.
         for partition in sorted(self.owned):
-            buffer = self.buffers.setdefault(partition, MergeBuffer())
-            clock = scorer.clock(partition)
-            self._refresh_waiting(partition, clock, mono)
-            if len(buffer):
-                waited = buffer.waited_since(hold_until)
-                if clock.unknown and waited:
-                    # A topic that never showed up must not hold the partition any longer.
-                    log.warning(
-                        "partition %d: %s not seen for %.0f s; %d events go without them",
-                        partition, sorted(clock.unknown), self.settings.merge_max_hold_seconds,
-                        len(buffer),
-                    )  # fmt: skip
-                    clock.give_up_unknown()
-
-                # The clock for each arrival time (a batch's events share one), once.
-                values: dict[float, int | None] = {}
-
-                def ready(
-                    ts: int,
-                    arrival: float,
-                    clock: PartitionClock = clock,
-                    values: dict[float, int | None] = values,
-                ) -> bool:
-                    if arrival in values:
-                        value = values[arrival]
-                    else:
-                        value = values[arrival] = clock.value(mono, since=arrival)
-                    return value is not None and ts <= value
-
-                # Held events wait as long as the partition's clock moves or its topics have
-                # records to read (a backlog of live events is replayed while the few orders
-                # of the same days wait); only a clock stalled for MERGE_MAX_HOLD_SECONDS with
-                # nothing left to read lets them go without it.
-                stalled = self.progress_at.setdefault(partition, mono) < hold_until
-                stalled = stalled and not self._records_waiting(partition)
-                forced = hold_until if stalled and waited else None
-                if forced is not None:
-                    metrics.MERGE_FORCED.inc()
-                    log.warning(
-                        "partition %d: %d events held over %.0f s go without the event clock "
-                        "(held by topic: %s)", partition, len(buffer),
-                        self.settings.merge_max_hold_seconds,
-                        {tp.topic: n for tp, n in self.held.items() if tp.partition == partition},
-                    )  # fmt: skip
-                releasing = buffer.release_while(ready, forced)
-                if releasing:  # in event-time order: the last is the latest
-                    latest_ts = releasing[-1][0]
-                    if latest_ts > self.released_to.get(partition, latest_ts - 1):
-                        self.released_to[partition] = latest_ts
-                        self.progress_at[partition] = mono
-                apply_event = scorer.apply_event
-                for _, (held, tp, record) in releasing:
-                    self.held[tp] -= 1
-                    try:
-                        outcome = apply_event(held, partition, now, document=False)
-                    except Exception as exc:
-                        await self._reject(exc, tp, record)
-                        continue
-                    if outcome.duplicate:
-                        duplicates[tp.topic] += 1
-                        if outcome.duplicate_order:
-                            metrics.DUPLICATE_ORDERS.labels(tp.topic).inc()
-                    else:
-                        scored[tp.topic] += 1
-                    self._record(outcome, changed)
-                    if outcome.fired or outcome.room_comment is not None:
-                        await self._send_outputs(outcome)
-            # Idle users whose silent or churned time has come, up to the time known safe: no
-            # later than an event released, or than every topic quiet since the last arrival.
-            safe = clock.value(mono, since=self.last_arrival.get(partition))
-            released = self.released_to.get(partition)
-            if released is not None and (safe is None or released > safe):
-                safe = released
-            if safe is not None:
-                for swept in scorer.sweep(partition, now, documents=False, clock_ms=safe):
-                    await self._collect(swept, changed)
+            for swept in scorer.sweep(partition, now, documents=False):
+                await self._collect(swept, changed)
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():
@@ -341,67 +240,9 @@ class ScoringEngine(BatchEngine):
             # Caught up: checkpoints come at the live interval again.
             live_due = self._checkpoint_at + self.settings.commit_interval_seconds
             self._next_checkpoint = min(self._next_checkpoint, live_due)
-        self._balance()
-        metrics.HELD_EVENTS.set(sum(len(b) for b in self.buffers.values()))
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
-
-    def fetch_timeout_ms(self) -> int:
-        """Until just after the caught-up hold of a partition's oldest held event ends (when
-        no record comes first): a topic lets go once a fetch answered after the hold found
-        nothing new, and the consumer fetches a topic read to its end every
-        `FETCH_WAIT_MS`. So an event goes when its hold is over, not at the next round."""
-        hold, now = self.settings.merge_caught_up_hold_seconds, time.monotonic()
-        left = [
-            max(0.0, oldest + hold - now)
-            for buffer in self.buffers.values()
-            if (oldest := buffer.oldest_arrival()) is not None
-        ]
-        if not left:
-            return 100
-        return max(1, min(100, math.ceil(min(left) * 1000) + 2 * FETCH_WAIT_MS))
-
-    def _records_waiting(self, partition: int) -> bool:
-        """Whether a topic of the partition has records not read yet: then its clock stands
-        still only until the consumer gets to them (it serves partitions unevenly)."""
-        assert self.consumer is not None
-        for topic in self.settings.input_topics:
-            tp = TopicPartition(topic, partition)
-            read_to, highwater = self.read_to.get(tp), self.consumer.highwater(tp)
-            if read_to is not None and highwater is not None and highwater > read_to:
-                return True
-        return False
-
-    def _balance(self) -> None:
-        """Stop fetching a topic-partition whose events pile up waiting for the partition's
-        other topics (more than a batch of them), so the consumer fetches the slower ones;
-        resume it once its pile is down to half."""
-        assert self.consumer is not None
-        limit = self.settings.batch_max_records
-        pause = [tp for tp, n in self.held.items() if n > limit and tp not in self.paused]
-        resume = [tp for tp in self.paused if self.held.get(tp, 0) <= limit // 2]
-        if pause:
-            log.info("pausing %s: their events wait for the other topics", pause)
-            self.consumer.pause(*pause)
-            self.paused.update(pause)
-        if resume:
-            self.consumer.resume(*resume)
-            self.paused.difference_update(resume)
-        metrics.PAUSED_PARTITIONS.set(len(self.paused))
-
-    def _refresh_waiting(self, partition: int, clock: PartitionClock, mono: float) -> None:
-        """Whether each topic of the partition has records not read yet (`unread`)."""
-        assert self.consumer is not None
-        to_mono = time.monotonic() - time.time()
-        for topic in self.settings.input_topics:
-            tp = TopicPartition(topic, partition)
-            waiting = unread(self.read_to.get(tp), self.consumer.highwater(tp), tp in self.paused)
-            if waiting is not None:
-                clock.set_waiting(topic, waiting, mono)
-            polled_ms = self.consumer.last_poll_timestamp(tp)
-            if polled_ms is not None:
-                clock.polled(topic, polled_ms / 1000 + to_mono)
 
     def _record(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
         """An outcome's rows to the sink, its metrics, and its user among the changed ones."""
@@ -410,15 +251,31 @@ class ScoringEngine(BatchEngine):
             if table == "trigger_outcomes":
                 metrics.TRIGGER_OUTCOMES.labels(row["rule"], row["outcome"]).inc()
         for transition in outcome.transitions:
+            if transition.retracted:
+                metrics.CORRECTIONS.inc()
+                continue
             metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
             if transition.is_reactivation:
                 metrics.REACTIVATIONS.inc()
+        if outcome.history_gap:
+            metrics.HISTORY_GAPS.inc()
         if outcome.user is not None and not outcome.duplicate:
             changed[outcome.user.user_id] = outcome.user
 
     async def _send_outputs(self, outcome: Outcome) -> None:
-        """An outcome's triggers, and its live comment for the room rules."""
+        """An outcome's triggers, its stage changes and corrections (the `stage_transitions`
+        rows, `valid` 0 for a retracted one), and its live comment for the room rules."""
         await self._fire(outcome.fired)
+        if outcome.transitions:
+            assert self.producer is not None
+            topic = self.settings.topic_stage_changes
+            for table, row in outcome.rows:
+                if table == "stage_transitions":
+                    self._sends.append(
+                        await self.producer.send(
+                            topic, key=row["user_id"].encode(), value=orjson.dumps(row)
+                        )
+                    )
         comment = outcome.room_comment
         if comment is not None:
             assert self.producer is not None
@@ -526,12 +383,7 @@ class ScoringEngine(BatchEngine):
             partition: [(user.user_id.encode(), encode_user(user, partition)) for user in users]
             for partition, users in changed.items()
         }
-        held = (
-            (tp, record.offset)
-            for buffer in self.buffers.values()
-            for _, tp, record in buffer.items()
-        )
-        offsets = self.offsets.to_commit(self.read_to, held)
+        offsets = self.offsets.to_commit(self.read_to)
         self._in_flight = asyncio.create_task(
             self._complete_checkpoint(sends, changed, records, offsets), name="checkpoint"
         )
@@ -589,15 +441,9 @@ class ScoringEngine(BatchEngine):
             await self._checkpoint()
             for tp in revoked:
                 if tp.topic in self.inputs:
-                    self.buffers.pop(tp.partition, MergeBuffer()).clear()
-                    self.held.pop(tp, None)
-                    self.paused.discard(tp)
                     self.offsets.forget(tp)
                     self.read_to.pop(tp, None)
-                    self.last_arrival.pop(tp.partition, None)
-                    self.released_to.pop(tp.partition, None)
-                    self.progress_at.pop(tp.partition, None)
-                    self.scorer.clocks.pop(tp.partition, None)
+                    self.scorer.watermarks.pop(tp.partition, None)
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
@@ -612,9 +458,7 @@ class ScoringEngine(BatchEngine):
                 await self._recover(partition)
             self.owned = partitions
             for partition in partitions:
-                self.buffers[partition] = MergeBuffer()
-                self.scorer.clocks.pop(partition, None)
-                await self._resolve_caught_up(partition)
+                await self._resume_offsets(partition)
             metrics.ASSIGNED_PARTITIONS.set(sum(1 for tp in assigned if tp.topic in self.inputs))
 
     async def _recover(self, partition: int) -> None:
@@ -659,18 +503,13 @@ class ScoringEngine(BatchEngine):
             partition, loaded, len(tail),
         )  # fmt: skip
 
-    async def _resolve_caught_up(self, partition: int) -> None:
-        """Input topics with nothing to read on this partition do not hold its clock."""
+    async def _resume_offsets(self, partition: int) -> None:
+        """Where reading the partition's input topics starts: their committed offsets."""
         assert self.consumer is not None
         tps = [TopicPartition(topic, partition) for topic in self.settings.input_topics]
-        ends = await self.consumer.end_offsets(tps)
         begins = await self.consumer.beginning_offsets(tps)
-        clock = self.scorer.clock(partition)
-        now = time.monotonic()
         for tp in tps:
             committed = await self.consumer.committed(tp)
             position = begins[tp] if committed is None else committed
             self.read_to[tp] = position
             self.offsets.committed({tp: position})
-            if position >= ends[tp]:
-                clock.resolve(tp.topic, now)

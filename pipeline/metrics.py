@@ -36,6 +36,14 @@ DEAD_LETTERS = Counter(
 TRANSITIONS = Counter(
     "lifecycle_stage_transitions_total", "Stage changes", ["from_stage", "to_stage"]
 )
+CORRECTIONS = Counter(
+    "lifecycle_stage_corrections_total",
+    "Stage changes retracted because a late event changed the history from their time on",
+)
+HISTORY_GAPS = Counter(
+    "lifecycle_history_gaps_total",
+    "Events too late for the kept interaction times to derive the history again (counts exact)",
+)
 REACTIVATIONS = Counter("lifecycle_reactivations_total", "Returns from silent or churned")
 EVENTS_COMMITTED = Counter(
     "lifecycle_events_committed_total",
@@ -46,9 +54,6 @@ SINK_FAILURES = Counter("lifecycle_sink_failures_total", "Failed ClickHouse flus
 SINK_PENDING = Gauge("lifecycle_sink_pending_rows", "Rows waiting for the next ClickHouse flush")
 ASSIGNED_PARTITIONS = Gauge(
     "lifecycle_worker_assigned_partitions", "Input topic-partitions this worker consumes now"
-)
-HELD_EVENTS = Gauge(
-    "lifecycle_held_events", "Valid events waiting for slower topics of their partition"
 )
 EVENT_CLOCK = Gauge("lifecycle_event_clock_seconds", "Latest event time applied (epoch seconds)")
 CHECKPOINTS = Counter(
@@ -62,13 +67,6 @@ TRIGGER_OUTCOMES = Counter(
 )
 ROOM_COMMENTS = Counter(
     "lifecycle_room_comments_total", "Live comments counted by the room rules", ["status"]
-)
-MERGE_FORCED = Counter(
-    "lifecycle_merge_forced_releases_total",
-    "Times held events were released after MERGE_MAX_HOLD_SECONDS without the event clock",
-)
-PAUSED_PARTITIONS = Gauge(
-    "lifecycle_paused_partitions", "Input topic-partitions not fetched while their events pile up"
 )
 CHECKPOINT_AGE = Gauge(
     "lifecycle_checkpoint_age_seconds", "Seconds since the engine last completed a checkpoint",

@@ -24,11 +24,11 @@ from pipeline.domain.state import (
 )
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
-from pipeline.domain.watermark import PartitionClock
 from pipeline.enrich import Enricher
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
 from pipeline.store import UserStore
+from pipeline.stream.watermark import PartitionWatermark
 from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
 from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
@@ -72,6 +72,7 @@ class Outcome:
     rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     duplicate: bool = False
     duplicate_order: bool = False  # a payment of an order already paid, under a new event id
+    history_gap: bool = False  # too late to derive the history again (counts stay exact)
     user: UserState | None = None
     fired: list[tuple[Fired, bytes]] = field(default_factory=list)
     room_comment: RoomComment | None = None
@@ -94,16 +95,9 @@ class Scorer:
         self,
         settings: Settings,
         store: UserStore | None = None,
-        expected_topics: tuple[str, ...] = (),
-        caught_up_hold_s: float = 0.0,
         rules: RuleSet | None = None,
     ) -> None:
-        """`expected_topics` hold each partition's clock until seen or known idle, and a topic
-        read to its end holds it `caught_up_hold_s` longer (the worker passes its input topics
-        and settings; in-order replays pass neither)."""
         self.settings = settings
-        self.expected_topics = expected_topics
-        self.caught_up_hold_s = caught_up_hold_s
         self.rules = rules_from(settings)
         self.rule_set = rules if rules is not None else load_rules(settings.triggers_file)
         self.triggers = UserTriggers(self.rule_set)
@@ -118,8 +112,8 @@ class Scorer:
         self.topic_kinds: dict[str, Kind] = dict(
             zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
         )
-        # Event clock and stage timers per input partition; rebuilt from state after a restart.
-        self.clocks: dict[int, PartitionClock] = {}
+        # Watermark and stage timers per input partition; rebuilt from state after a restart.
+        self.watermarks: dict[int, PartitionWatermark] = {}
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
 
@@ -151,19 +145,19 @@ class Scorer:
         documents: bool = True,
         clock_ms: int | None = None,
     ) -> list[Outcome]:
-        """Advance the users of a partition whose stage fell due on its event clock.
+        """Advance the users of a partition whose stage fell due by its watermark.
 
         Users who send nothing still go silent and churned, at the exact time the rule fires.
-        `clock_ms` overrides the partition clock (the worker passes the time it knows safe).
+        `clock_ms` overrides the partition's watermark.
         """
         now = now or datetime.now(tz=UTC)
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         timers = self._timers(partition)
         outcomes: list[Outcome] = []
-        partition_clock = self.clocks.get(partition)
+        watermark = self.watermarks.get(partition)
         clock = clock_ms
-        if clock is None and partition_clock is not None:
-            clock = partition_clock.value()
+        if clock is None and watermark is not None:
+            clock = watermark.value()
         if clock is None:
             return outcomes
         for user_id in timers.pop_due(clock):
@@ -224,8 +218,8 @@ class Scorer:
         return Outcome(document=doc, transitions=transitions, rows=rows, user=user, fired=encoded)
 
     def event_clock_ms(self) -> int | None:
-        """The latest partition clock of this scorer, for the metric."""
-        values = [v for c in self.clocks.values() if (v := c.value()) is not None]
+        """The latest partition watermark of this scorer, for the metric."""
+        values = [v for w in self.watermarks.values() if (v := w.value()) is not None]
         return max(values) if values else None
 
     def prepare(self, topic: str, raw: bytes, now: datetime | None = None) -> Prepared:
@@ -240,21 +234,11 @@ class Scorer:
         except AmountOutOfRange as exc:
             raise Rejection(INVALID_AMOUNT, "amount", str(exc)) from exc
 
-    def observe(
-        self, partition: int, topic: str, ts_ms: int, more_waiting: bool, now: float = 0.0
-    ) -> int | None:
-        """Move the partition's event clock (`now`: monotonic seconds); returns it."""
-        clock = self.clock(partition)
-        clock.observe(topic, ts_ms, more_waiting, now)
-        return clock.value(now)
-
-    def clock(self, partition: int) -> PartitionClock:
-        clock = self.clocks.get(partition)
-        if clock is None:
-            clock = self.clocks[partition] = PartitionClock(
-                self.expected_topics, self.caught_up_hold_s
-            )
-        return clock
+    def watermark(self, partition: int) -> PartitionWatermark:
+        watermark = self.watermarks.get(partition)
+        if watermark is None:
+            watermark = self.watermarks[partition] = PartitionWatermark()
+        return watermark
 
     def apply_event(
         self,
@@ -301,6 +285,7 @@ class Scorer:
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
+        gaps = user.history_gaps
         own = apply(user, fact, self.rules, self.order_limits)
         transitions = idle + own
         # Corrections of the history (a late event) are rows and records, not facts to act on.
@@ -319,6 +304,7 @@ class Scorer:
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
         )
         outcome = self._outcome(user, transitions, now, document, fired)
+        outcome.history_gap = user.history_gaps > gaps
         outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
         outcome.rows += [("trigger_outcomes", outcome_row(o, now)) for o in touch_outcomes]
         if fact.type == "comment" and fact.room_id is not None and fact.text is not None:
@@ -358,19 +344,18 @@ class Scorer:
         raw: bytes,
         now: datetime | None = None,
         partition: int = 0,
-        more_waiting: bool = False,
+        backfill: bool = False,
     ) -> Outcome:
-        """Validate, observe and apply one message at once (no reordering); raises Rejection.
-
-        `more_waiting` says whether the message's topic-partition has records after this one.
-        """
+        """Validate and apply one message, and move its partition's watermark; raises
+        Rejection."""
         prepared = self.prepare(topic, raw, now)
-        self.observe(partition, topic, prepared.fact.ts_ms, more_waiting)
-        return self.apply_event(prepared, partition, now)
+        outcome = self.apply_event(prepared, partition, now)
+        self.watermark(partition).observe(topic, prepared.fact.ts_ms, backfill)
+        return outcome
 
     def forget_partition(self, partition: int) -> None:
-        """The partition moved to another worker: drop its clock, timers and users."""
-        self.clocks.pop(partition, None)
+        """The partition moved to another worker: drop its watermark, timers and users."""
+        self.watermarks.pop(partition, None)
         self.timers.pop(partition, None)
         for user in self.store.users_of(partition):
             self.enricher.untrack(user.user_id)

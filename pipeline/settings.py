@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     topic_scores: str = "user-scores"
     topic_triggers: str = "lifecycle-triggers"
     topic_dead_letters: str = "dead-letters"
+    # Stage changes as they are derived, and their corrections (`valid` 0) after a late event.
+    topic_stage_changes: str = "lifecycle-stage-changes"
     topic_models: str = "lifecycle-models"
     topic_commands: str = "lifecycle-commands"
     topic_partitions: int = Field(default=4, ge=1)
@@ -127,15 +129,6 @@ class Settings(BaseSettings):
     # this many. A refund of an order outside it is `unknown_order`.
     order_ledger_days: float = Field(default=180.0, gt=0, allow_inf_nan=False)
     order_ledger_max_orders: int = Field(default=100, ge=1)
-    merge_caught_up_hold_seconds: float = Field(
-        default=0.5,
-        ge=0,
-        le=10,
-        description="How long a topic read to its end still holds its partition's clock.",
-    )
-    merge_max_hold_seconds: float = Field(
-        default=10.0, gt=0, description="Longest an event waits for slower topics to catch up."
-    )
 
     # Trigger rules (SPEC section 5): a YAML file; the packaged defaults when unset.
     triggers_file: Path | None = Field(

@@ -21,6 +21,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             *settings.input_topics,
             settings.topic_triggers,
             settings.topic_dead_letters,
+            settings.topic_stage_changes,
             settings.topic_commands,
             settings.room_comments_topic,
         )

@@ -110,8 +110,6 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     scorer = Scorer(
         settings,
         UserStore(),
-        expected_topics=settings.input_topics,
-        caught_up_hold_s=settings.merge_caught_up_hold_seconds,
         rules=rules,
     )
     engine = ScoringEngine(settings, scorer, sink, sink_service.flush)

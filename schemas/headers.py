@@ -31,3 +31,8 @@ def end_marker_headers(backfill_id: str) -> Headers:
 def is_end_marker(headers: Iterable[tuple[str, bytes]] | None) -> bool:
     """Whether a record with these headers is a backfill's end marker (not an event)."""
     return bool(headers) and any(name == BACKFILL_END_HEADER for name, _ in headers or ())
+
+
+def is_backfill(headers: Iterable[tuple[str, bytes]] | None) -> bool:
+    """Whether a record with these headers is an event of a backfill (history)."""
+    return bool(headers) and any(name == BACKFILL_HEADER for name, _ in headers or ())

@@ -71,59 +71,22 @@ def test_the_memory_store_keeps_nothing_locally(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_offsets_are_committed_only_up_to_the_first_event_not_applied() -> None:
+def test_offsets_to_commit_are_those_read_that_moved() -> None:
     live, order, chat = (
         TopicPartition("live", 0),
         TopicPartition("order", 0),
         TopicPartition("chat", 0),
     )
     tracker = OffsetTracker()
-    # live read up to 4, of which 1, 3 and 4 are still held (2 applied before 1); order read
-    # to 10 and applied; chat read to nothing past what was committed at assignment.
-    tracker.committed({chat: 7})
+    tracker.committed({chat: 7})  # where reading started at assignment
     read_to = {live: 5, order: 11, chat: 7}
-    assert tracker.to_commit(read_to, [(live, 3), (live, 1), (live, 4)]) == {live: 1, order: 11}
-    tracker.committed(tracker.to_commit(read_to, [(live, 3), (live, 1), (live, 4)]))
-    assert tracker.to_commit(read_to, [(live, 3), (live, 1), (live, 4)]) == {}
-    assert tracker.to_commit(read_to, [(live, 4), (live, 3)]) == {live: 3}
-    assert tracker.committed({live: 5}) == 4  # records moved past since the last commit
-    assert tracker.to_commit(read_to, []) == {}
+    assert tracker.to_commit(read_to) == {live: 5, order: 11}
+    assert tracker.committed(tracker.to_commit(read_to)) == 0  # nothing known before
+    assert tracker.to_commit(read_to) == {}
+    assert tracker.committed({live: 9}) == 4  # records moved past since the last commit
     # A forgotten topic-partition (revoked) starts again from what its next owner reads.
     tracker.forget(live)
-    assert tracker.to_commit({live: 5}, []) == {live: 5}
-
-
-def test_a_checkpoint_commits_up_to_the_first_held_event_of_each_topic_partition() -> None:
-    """The engine's snapshot: every read record is rejected, held or applied, so the first
-    held offset of a topic-partition is where its commit stops."""
-    from agents.scoring import ScoringEngine
-    from pipeline.domain.watermark import MergeBuffer
-    from pipeline.scorer import Scorer
-    from pipeline.settings import Settings
-    from sinks.base import BatchingSink
-    from sinks.memory import MemoryClient
-
-    settings = Settings(clickhouse_url="memory://")
-
-    async def flush() -> bool:
-        return True
-
-    engine = ScoringEngine(
-        settings, Scorer(settings, UserStore()), BatchingSink(MemoryClient()), flush
-    )
-
-    class Record:
-        def __init__(self, offset: int) -> None:
-            self.offset = offset
-
-    live, order = TopicPartition("live", 2), TopicPartition("order", 2)
-    engine.read_to = {live: 40, order: 9}
-    buffer = engine.buffers[2] = MergeBuffer()
-    buffer.push(1_000, (None, live, Record(31)), 0.0)
-    buffer.push(500, (None, live, Record(35)), 0.0)
-    held = [(tp, record.offset) for b in engine.buffers.values() for _, tp, record in b.items()]
-    assert sorted(held) == [(live, 31), (live, 35)]
-    assert engine.offsets.to_commit(engine.read_to, held) == {live: 31, order: 9}
+    assert tracker.to_commit({live: 9}) == {live: 9}
 
 
 def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: Path) -> None:
@@ -133,47 +96,3 @@ def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: P
     assert other.path is None
     assert other.changelog_offset == -1
     holder.close()
-
-
-def test_the_loop_wakes_when_the_oldest_held_event_may_go() -> None:
-    """With events held, a fetch waits no longer than the rest of the oldest one's caught-up
-    hold and two fetches of a quiet topic (one of them answered after the hold lets it go);
-    with none held, the usual round."""
-    import time
-
-    from agents.scoring import FETCH_WAIT_MS, ScoringEngine
-    from pipeline.domain.watermark import MergeBuffer
-    from pipeline.scorer import Scorer
-    from pipeline.settings import Settings
-    from sinks.base import BatchingSink
-    from sinks.memory import MemoryClient
-
-    settings = Settings(clickhouse_url="memory://", merge_caught_up_hold_seconds=0.5)
-
-    async def flush() -> bool:
-        return True
-
-    engine = ScoringEngine(
-        settings, Scorer(settings, UserStore()), BatchingSink(MemoryClient()), flush
-    )
-    assert engine.fetch_timeout_ms() == 100
-    buffer = engine.buffers[0] = MergeBuffer()
-    now = time.monotonic()
-    buffer.push(1, "later", now - 0.1)
-    buffer.push(2, "older", now - 0.45)
-    assert 2 * FETCH_WAIT_MS < engine.fetch_timeout_ms() <= 50 + 2 * FETCH_WAIT_MS
-    engine.buffers[1] = MergeBuffer()
-    engine.buffers[1].push(3, "overdue", now - 2.0)  # its hold is over: the next fetches
-    assert engine.fetch_timeout_ms() == 2 * FETCH_WAIT_MS
-    del engine.buffers[0], engine.buffers[1]
-    assert engine.fetch_timeout_ms() == 100
-
-
-def test_a_paused_partition_counts_as_unread_whatever_its_last_high_watermark() -> None:
-    from agents.scoring import unread
-
-    assert unread(10, 12, paused=False) is True
-    assert unread(12, 12, paused=False) is False
-    assert unread(12, 12, paused=True) is True  # not fetched: its high watermark is stale
-    assert unread(None, 12, paused=False) is None
-    assert unread(12, None, paused=False) is None

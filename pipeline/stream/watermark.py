@@ -1,0 +1,52 @@
+"""The watermark of one input partition: how far its event time is known to have come.
+
+Events are applied as they arrive, in any order; the watermark decides only when a derived
+fact with no event of its own (a user turning silent or churned) is announced, never when an
+event may be applied. A later event can still correct such a fact: the user's history is
+derived again and the correction published.
+
+Live records move the watermark to the latest event time seen. A backfill (records with the
+`lifecycle-backfill` header) is history loaded at full speed next to live traffic: it does
+not move the watermark to the present, and while a topic of the partition is being
+backfilled the watermark stays at the backfill's progress (the least of its topics' latest
+times), so the backfilled users' idle transitions come in order instead of being announced
+at the present and corrected by every later event of the history. A topic's backfill ends at
+its end marker.
+"""
+
+from __future__ import annotations
+
+
+class PartitionWatermark:
+    """Event-time progress of one partition number across the input topics."""
+
+    def __init__(self) -> None:
+        self.live_ms: int | None = None
+        self.backfill_ms: dict[str, int] = {}  # topic: latest backfill event time seen
+        self.backfilling: set[str] = set()  # topics with a backfill not ended yet
+        self.history_ms: int | None = None  # latest backfill event time of any ended backfill
+
+    def observe(self, topic: str, ts_ms: int, backfill: bool = False) -> None:
+        """An event of `topic` was applied."""
+        if backfill:
+            self.backfilling.add(topic)
+            latest = self.backfill_ms.get(topic)
+            self.backfill_ms[topic] = ts_ms if latest is None else max(latest, ts_ms)
+        elif self.live_ms is None or ts_ms > self.live_ms:
+            self.live_ms = ts_ms
+
+    def end_backfill(self, topic: str) -> None:
+        """The backfill of `topic` on this partition is complete (its end marker came)."""
+        self.backfilling.discard(topic)
+        latest = self.backfill_ms.pop(topic, None)
+        if latest is not None and (self.history_ms is None or latest > self.history_ms):
+            self.history_ms = latest
+
+    def value(self) -> int | None:
+        """The time up to which idle transitions are announced (epoch ms), None before any
+        event: the latest event time seen, held at a backfill's progress while one runs."""
+        if self.backfilling:
+            progress = min(self.backfill_ms[t] for t in self.backfilling)
+            return progress if self.live_ms is None else min(progress, self.live_ms)
+        known = [t for t in (self.live_ms, self.history_ms) if t is not None]
+        return max(known) if known else None

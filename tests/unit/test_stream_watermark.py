@@ -1,0 +1,37 @@
+"""The partition watermark: live records move it, a backfill holds it at its progress."""
+
+from __future__ import annotations
+
+from pipeline.stream.watermark import PartitionWatermark
+
+
+def test_live_events_move_it_to_the_latest_time_seen() -> None:
+    mark = PartitionWatermark()
+    assert mark.value() is None
+    mark.observe("live", 500)
+    mark.observe("order", 300)  # late: the watermark does not go back
+    assert mark.value() == 500
+
+
+def test_a_backfill_holds_it_at_its_slowest_topic_until_each_topic_ends() -> None:
+    mark = PartitionWatermark()
+    mark.observe("live", 10_000)  # live traffic of the present
+    mark.observe("live", 100, backfill=True)
+    mark.observe("order", 80, backfill=True)
+    assert mark.value() == 80
+    mark.observe("order", 400, backfill=True)
+    assert mark.value() == 100
+    mark.end_backfill("live")
+    assert mark.value() == 400
+    mark.end_backfill("order")
+    assert mark.value() == 10_000  # back to the present
+
+
+def test_history_alone_moves_it_once_its_backfill_ended() -> None:
+    mark = PartitionWatermark()
+    mark.observe("chat", 700, backfill=True)
+    assert mark.value() == 700
+    mark.end_backfill("chat")
+    assert mark.value() == 700
+    mark.end_backfill("touch")  # an end marker of a topic with no events here
+    assert mark.value() == 700
