@@ -316,7 +316,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--latency-orders", type=int, default=200)
     parser.add_argument("--load-seconds", type=float, default=10.0)
-    parser.add_argument("--low-hold-seconds", type=float, default=0.1)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lifecycle-bench-"))
     port = free_port()
@@ -381,17 +380,6 @@ def main() -> None:
             worker = Worker(env, metrics_port, tmp / "worker-2.log")
 
         recovery_s = asyncio.run(recovery(settings, base_url, "bench", restart, 180))
-        # The event clock's caught-up hold is most of the end-to-end time: the same load on a
-        # worker configured to tolerate less lateness across topics shows the rest.
-        low_hold = args.low_hold_seconds
-        log(f"steady load again with MERGE_CAUGHT_UP_HOLD_SECONDS={low_hold}")
-        worker.stop()
-        worker = Worker(dict(env, MERGE_CAUGHT_UP_HOLD_SECONDS=str(low_hold)), metrics_port,
-                        tmp / "worker-3.log")  # fmt: skip
-        asyncio.run(recovery(settings, base_url, "bench", lambda: None, 180))
-        low = asyncio.run(steady_load(settings, base_url, "bench", templates,
-                                      rate["events_per_s"] / 2, args.load_seconds,
-                                      tmp / "users.txt"))  # fmt: skip
         result: dict[str, Any] = {
             "events": len(messages),
             "users": args.users,
@@ -409,9 +397,6 @@ def main() -> None:
             "e2e_p99_ms": round(load["e2e_p99_ms"], 1),
             "publish_p50_ms": round(load["publish_p50_ms"], 1),
             "publish_p99_ms": round(load["publish_p99_ms"], 1),
-            "low_hold_s": low_hold,
-            "low_hold_e2e_p50_ms": round(low["e2e_p50_ms"], 1),
-            "low_hold_e2e_p99_ms": round(low["e2e_p99_ms"], 1),
             "read_p50_ms": round(load["read_p50_ms"], 2),
             "read_p99_ms": round(load["read_p99_ms"], 2),
             "served_read_p50_ms": round(load["served_read_p50_ms"], 2),

@@ -108,6 +108,7 @@ class Scorer:
         )
         self.dedup_horizon_ms = int(settings.dedup_horizon_days * 86_400_000)
         self.trigger_max_age_ms = int(settings.trigger_max_age_seconds * 1000)
+        self.lateness_ms = int(settings.lateness_seconds * 1000)
         self.store = store if store is not None else UserStore()
         self.topic_kinds: dict[str, Kind] = dict(
             zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
@@ -237,7 +238,8 @@ class Scorer:
     def watermark(self, partition: int) -> PartitionWatermark:
         watermark = self.watermarks.get(partition)
         if watermark is None:
-            watermark = self.watermarks[partition] = PartitionWatermark()
+            topics = self.settings.input_topics
+            watermark = self.watermarks[partition] = PartitionWatermark(topics)
         return watermark
 
     def apply_event(
@@ -286,7 +288,9 @@ class Scorer:
         idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
         gaps = user.history_gaps
-        own = apply(user, fact, self.rules, self.order_limits)
+        mark = self.watermark(partition).value()
+        keep_from = None if mark is None else mark - self.lateness_ms
+        own = apply(user, fact, self.rules, self.order_limits, keep_from)
         transitions = idle + own
         # Corrections of the history (a late event) are rows and records, not facts to act on.
         current = [t for t in own if not t.retracted]

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
         default=DEFAULT_EARLIEST_EVENT_TIME,
         description="Earliest valid event time (RFC 3339); default 1990-01-01T00:00:00Z.",
     )
+    # How late (behind its partition's watermark) an event may come and still derive its
+    # user's stage history again exactly; later ones keep counts exact and are counted as
+    # history gaps. A user keeps the interaction times this window needs.
+    lateness_seconds: float = Field(default=3600.0, ge=0, allow_inf_nan=False)
     # Triggers act on the present: a fact (a stage change, an order, a score) older than this
     # on the wall clock fires nothing, so a backfill or a replay pushes nothing to users.
     trigger_max_age_seconds: float = Field(default=600.0, gt=0, allow_inf_nan=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import faust
@@ -39,6 +40,8 @@ class SinkService(Service):
         # One thread: chDB and clickhouse-driver calls block, and must not overlap.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
         self._closed = False
+        self._failures = 0  # consecutive failed flushes
+        self._next_failure_log = 0.0
         self.failing = False  # the last flush failed
         self.last_error: str | None = None  # the last failure's text
 
@@ -57,11 +60,19 @@ class SinkService(Service):
             written = await loop.run_in_executor(self._executor, self.sink.flush)
         except SinkError as exc:
             metrics.SINK_FAILURES.inc()
-            log.error("%s", exc)
+            self._failures += 1
+            # One line when the store starts failing, then one a minute while it goes on (a
+            # flush runs twice a second): the cause stays readable in the log.
+            if not self.failing or time.monotonic() >= self._next_failure_log:
+                repeated = f" ({self._failures} failed flushes so far)" if self.failing else ""
+                log.error("ClickHouse flush failed%s: %s", repeated, exc)
+                self._next_failure_log = time.monotonic() + 60.0
             self.failing, self.last_error = True, str(exc)
             return False
         else:
-            self.failing = False
+            if self.failing:
+                log.warning("ClickHouse flushes succeed again after %d failures", self._failures)
+            self.failing, self._failures = False, 0
             for table, count in written.items():
                 metrics.SINK_ROWS.labels(table).inc(count)
             return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,10 @@ from schemas.limits import STORE_EARLIEST, STORE_LATEST, Id
 
 SCHEMA_VERSION = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<fraction>\.[0-9]{1,9})?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 _MS = timedelta(milliseconds=1)
 
 
@@ -48,12 +53,18 @@ def unbounded_event_time(value: Any) -> datetime:
         text = value.strip()
         if text.isdigit():
             return _from_epoch_ms(int(text))
+        form = _RFC3339.fullmatch(text)
+        if form is None:  # fromisoformat alone takes ISO 8601 week dates and basic formats too
+            raise ValueError(f"ts {value!r} is not RFC 3339 (e.g. 2026-11-30T20:15:00+08:00)")
+        if form.group("offset") is None:
+            raise ValueError(f"ts {value!r} has no UTC offset")
+        fraction = form.group("fraction")
+        if fraction is not None and len(fraction) > 7:  # nanoseconds: microseconds are kept
+            text = text.replace(fraction, fraction[:7], 1)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError as exc:
             raise ValueError(f"ts {value!r} is not RFC 3339") from exc
-        if parsed.tzinfo is None:
-            raise ValueError(f"ts {value!r} has no UTC offset")
         return parsed.astimezone(UTC)
     if isinstance(value, datetime):
         if value.tzinfo is None:

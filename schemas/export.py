@@ -33,6 +33,13 @@ PER_TYPE_FIELDS: dict[Kind, dict[str, tuple[str, ...]]] = {
 # Event time as the models read it: RFC 3339 with an offset, or epoch milliseconds, from the
 # default earliest event time (EARLIEST_EVENT_TIME) to what the stores hold.
 _EARLIEST_MS = int(DEFAULT_EARLIEST_EVENT_TIME.timestamp() * 1000)
+# The same bounds as patterns, for validators that do not check `format` (most do not): RFC
+# 3339 with an offset from 1990 to 2105, and epoch milliseconds as text from 631152000000.
+_RFC3339_FROM_1990 = (
+    r"^(199[0-9]|20[0-9]{2}|210[0-5])-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+_MILLIS_FROM_1990 = r"^(63[1-9][0-9]{9}|6[4-9][0-9]{10}|[7-9][0-9]{11}|[1-3][0-9]{12})$"
 _EVENT_TIME = {
     "title": "Ts",
     "description": (
@@ -41,8 +48,8 @@ _EVENT_TIME = {
         "FUTURE_MARGIN_SECONDS ahead of the pipeline's clock"
     ),
     "anyOf": [
-        {"type": "string", "format": "date-time"},
-        {"type": "string", "pattern": "^[0-9]{12,13}$"},
+        {"type": "string", "format": "date-time", "pattern": _RFC3339_FROM_1990},
+        {"type": "string", "pattern": _MILLIS_FROM_1990},
         {
             "type": "number",
             "minimum": _EARLIEST_MS,
@@ -52,7 +59,7 @@ _EVENT_TIME = {
 }
 # A decimal from 0 to 10^12 written as text, e.g. "129.90" (its fractional digits are at most
 # the currency's minor units: none for JPY and KRW).
-_DECIMAL_TEXT = r"^((0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?|1000000000000(\.0{1,4})?)$"
+_DECIMAL_TEXT = r"^((0|[1-9][0-9]{0,11})(\.[0-9]{1,4}0*)?|1000000000000(\.0+)?)$"
 
 
 def _minor_unit_rules() -> list[dict[str, Any]]:
@@ -70,7 +77,7 @@ def _minor_unit_rules() -> list[dict[str, Any]]:
     for digits, codes in sorted(groups.items()):
         if digits >= 4:
             continue
-        fraction = rf"(\.[0-9]{{1,{digits}}})?" if digits else ""
+        fraction = rf"(\.[0-9]{{1,{digits}}}0*)?" if digits else r"(\.0+)?"
         amount: dict[str, Any] = {
             "anyOf": [
                 {"type": "number", **({"multipleOf": 1} if digits == 0 else {})},

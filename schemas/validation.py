@@ -6,8 +6,9 @@ Used by the pipeline (rejections go to dead-letters) and by producers before the
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, get_args
 
 import orjson
@@ -16,7 +17,12 @@ from pydantic_core import ErrorDetails
 
 from schemas.common import unbounded_event_time
 from schemas.events import EVENT_MODELS, AnyEvent, Kind
-from schemas.limits import DEFAULT_EARLIEST_EVENT_TIME, ID_ALPHABET, ID_MAX_LENGTH
+from schemas.limits import (
+    DEFAULT_EARLIEST_EVENT_TIME,
+    ID_ALPHABET,
+    ID_MAX_LENGTH,
+    MAX_BASE_AMOUNT,
+)
 
 # Reasons, machine-readable; the dead-letter record and the metric label carry them.
 TOO_LARGE = "too_large"
@@ -130,6 +136,8 @@ class Validator:
         earliest: datetime = DEFAULT_EARLIEST_EVENT_TIME,
     ) -> None:
         self.currencies = frozenset(currencies)
+        # With rates (a mapping of currency to rate), the base-currency bound is checked too.
+        self.rates: Mapping[str, float] = currencies if isinstance(currencies, Mapping) else {}
         self.max_bytes = max_bytes
         self.future_margin_ms = future_margin_ms
         self.earliest = earliest
@@ -160,7 +168,7 @@ class Validator:
             ahead = (event.ts_ms - now_ms) / 1000
             raise Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
         if event.ts_ms < self.earliest_ms:
-            hint = _seconds_hint(data.get("ts"), self.earliest_ms, now_ms)
+            hint = _seconds_hint(data.get("ts"), self.earliest_ms, now_ms + self.future_margin_ms)
             raise Rejection(
                 INVALID_TIMESTAMP,
                 "ts",
@@ -168,9 +176,20 @@ class Validator:
                 f"{self.earliest.isoformat()}{hint}",
             )
         currency = event.__dict__.get("currency")  # (a missing attribute is slow on a model)
-        if currency is not None and currency not in self.currencies:
-            known = ", ".join(sorted(self.currencies))
-            raise Rejection(UNKNOWN_CURRENCY, "currency", f"{currency} is not one of: {known}")
+        if currency is not None:
+            if currency not in self.currencies:
+                known = ", ".join(sorted(self.currencies))
+                raise Rejection(UNKNOWN_CURRENCY, "currency", f"{currency} is not one of: {known}")
+            rate = self.rates.get(currency)
+            amount = event.__dict__["amount"]
+            if rate is not None and amount * Decimal(str(rate)) > MAX_BASE_AMOUNT:
+                base = (amount * Decimal(str(rate))).quantize(Decimal("0.01"))
+                raise Rejection(
+                    INVALID_AMOUNT,
+                    "amount",
+                    f"{amount} {currency} is {base} in the base currency, above the bound of "
+                    f"{MAX_BASE_AMOUNT}",
+                )
         return event
 
     def _time_problem(self, ts: Any, rejection: Rejection, now_ms: int) -> Rejection:
@@ -183,7 +202,7 @@ class Validator:
         if parsed is not None and parsed.timestamp() * 1000 > now_ms + self.future_margin_ms:
             ahead = parsed.timestamp() - now_ms / 1000
             return Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
-        hint = _seconds_hint(ts, self.earliest_ms, now_ms)
+        hint = _seconds_hint(ts, self.earliest_ms, now_ms + self.future_margin_ms)
         return Rejection(INVALID_TIMESTAMP, "ts", rejection.detail + hint)
 
     def validate(self, kind: Kind, raw: bytes, now_ms: int) -> AnyEvent:

@@ -1,6 +1,8 @@
 """Table definitions, written for both chDB (ClickHouse 26) and a 18.16 server.
 
-18.16 has no DateTime64, TTL or JSON functions, so times are DateTime('UTC') plus epoch
+A user's sums (`monetary`) are Decimal(38, 2): every order is bounded by the contract, the
+number of a user's orders is not, so a sum needs room no input can fill. 18.16 has no
+DateTime64, TTL or JSON functions, so times are DateTime('UTC') plus epoch
 milliseconds where the millisecond matters, and `props` is kept as JSON text. Delivery is at
 least once, so rows written again after a crash collapse by their sorting key (query with
 FINAL, or count distinct ids, for exact figures before background merges).
@@ -54,7 +56,7 @@ CREATE TABLE IF NOT EXISTS {db}user_scores (
     stage_since Nullable(DateTime('UTC')),
     order_count UInt32,
     refund_count UInt32,
-    monetary Decimal(18, 2),
+    monetary Decimal(38, 2),
     currency String,
     interactions UInt64,
     reactivations UInt32,

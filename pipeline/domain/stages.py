@@ -29,9 +29,9 @@ class StageRules:
     new_window_days: float = 30.0
     silent_after_days: float = 30.0
     churned_after_days: float = 90.0
-    # How many of a user's latest interaction times are kept: a late event re-derives the
-    # stage history exactly from the `active_min_interactions`-th oldest kept one on.
-    kept_interactions: int = 32
+    # Most interaction times kept per user (the newest): a late event derives the stage
+    # history again exactly from the `active_min_interactions`-th oldest kept one on.
+    kept_interactions: int = 1024
 
     def __post_init__(self) -> None:
         days = (

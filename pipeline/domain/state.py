@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from bisect import insort
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -307,7 +307,12 @@ def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition
     return out
 
 
-def _keep_interaction(state: UserState, rules: StageRules, ts: int) -> None:
+def _keep_interaction(
+    state: UserState, rules: StageRules, ts: int, keep_from_ms: int | None
+) -> None:
+    """Count the interaction and keep its time: every time from `keep_from_ms` on (what a
+    late event may still need), the `active_min_interactions` before it, and never more than
+    `kept_interactions` (the newest)."""
     state.interactions += 1
     if state.last_interaction_ms is None or ts > state.last_interaction_ms:
         state.last_interaction_ms = ts
@@ -316,12 +321,20 @@ def _keep_interaction(state: UserState, rules: StageRules, ts: int) -> None:
         recent.append(ts)
     else:
         insort(recent, ts)
+    if keep_from_ms is not None and recent[0] < keep_from_ms:
+        old = bisect_left(recent, keep_from_ms) - rules.active_min_interactions
+        if old > 0:
+            del recent[:old]
     if len(recent) > rules.kept_interactions:
         del recent[: len(recent) - rules.kept_interactions]
 
 
 def apply(
-    state: UserState, fact: Fact, rules: StageRules, limits: OrderLimits | None = None
+    state: UserState,
+    fact: Fact,
+    rules: StageRules,
+    limits: OrderLimits | None = None,
+    keep_from_ms: int | None = None,
 ) -> list[Transition]:
     """Apply one event, in whatever order it arrives: its counts and sums, then the stage
     history it changes.
@@ -330,6 +343,10 @@ def apply(
     it, then the stage at its time); an earlier one derives the history again from its time
     (the returned transitions then include corrections, `retracted`). The state is a
     function of the set of events applied, not of their order.
+
+    `keep_from_ms` is how late an event may still come and derive the history exactly (the
+    partition's watermark less the allowed lateness): interaction times from then on are kept
+    (at most `kept_interactions`); None keeps them all up to that bound.
 
     An order event must have passed `orders.check` first (the scorer does it): a payment is
     entered in the order ledger, a refund counts at most what its order paid.
@@ -340,7 +357,7 @@ def apply(
     state.first_seen_ms = ts if state.first_seen_ms is None else min(state.first_seen_ms, ts)
     state.last_event_ms = ts if state.last_event_ms is None else max(state.last_event_ms, ts)
     if fact.is_interaction:
-        _keep_interaction(state, rules, ts)
+        _keep_interaction(state, rules, ts, keep_from_ms)
     if fact.type == "watch" and fact.session_id is not None:
         _watch(state, fact)
     if fact.type == PAID:

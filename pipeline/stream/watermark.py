@@ -10,8 +10,11 @@ Live records move the watermark to the latest event time seen. A backfill (recor
 not move the watermark to the present, and while a topic of the partition is being
 backfilled the watermark stays at the backfill's progress (the least of its topics' latest
 times), so the backfilled users' idle transitions come in order instead of being announced
-at the present and corrected by every later event of the history. A topic's backfill ends at
-its end marker.
+at the present and corrected by every later event of the history. A backfill sends each
+topic in event-time order, so no event still to come is older than that progress: the users
+keep the interaction times from there on and derive their history exactly. Once a backfill
+record is seen on a partition, every input topic of it counts as backfilled until its end
+marker (one that has not delivered a record yet holds the watermark where it is unknown).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from __future__ import annotations
 class PartitionWatermark:
     """Event-time progress of one partition number across the input topics."""
 
-    def __init__(self) -> None:
+    def __init__(self, topics: tuple[str, ...] = ()) -> None:
+        self.topics = topics  # the partition's input topics: all take part in a backfill
         self.live_ms: int | None = None
         self.backfill_ms: dict[str, int] = {}  # topic: latest backfill event time seen
         self.backfilling: set[str] = set()  # topics with a backfill not ended yet
@@ -29,6 +33,8 @@ class PartitionWatermark:
     def observe(self, topic: str, ts_ms: int, backfill: bool = False) -> None:
         """An event of `topic` was applied."""
         if backfill:
+            if not self.backfilling:
+                self.backfilling.update(self.topics)
             self.backfilling.add(topic)
             latest = self.backfill_ms.get(topic)
             self.backfill_ms[topic] = ts_ms if latest is None else max(latest, ts_ms)
@@ -43,9 +49,12 @@ class PartitionWatermark:
             self.history_ms = latest
 
     def value(self) -> int | None:
-        """The time up to which idle transitions are announced (epoch ms), None before any
-        event: the latest event time seen, held at a backfill's progress while one runs."""
+        """The time up to which idle transitions are announced (epoch ms): the latest event
+        time seen, held at a backfill's progress while one runs; None before any event, or
+        while a backfilled topic has delivered nothing yet."""
         if self.backfilling:
+            if any(t not in self.backfill_ms for t in self.backfilling):
+                return None  # a topic's place in the backfill is not known yet
             progress = min(self.backfill_ms[t] for t in self.backfilling)
             return progress if self.live_ms is None else min(progress, self.live_ms)
         known = [t for t in (self.live_ms, self.history_ms) if t is not None]

@@ -241,3 +241,18 @@ def test_event_schemas_publish_the_earliest_time_for_milliseconds() -> None:
     seconds = {**EXAMPLES["live"], "ts": 1796039086}
     assert not conforms(event_schema("live"), seconds)
     assert conforms(event_schema("live"), {**seconds, "ts": 1796039086000})
+
+
+@pytest.mark.parametrize(
+    ("ts", "valid"),
+    [("1989-12-31T23:59:59Z", False), ("2026-11-30T12:00:00", False), ("100000000000", False),
+     ("2026-11-30T20:00:00+08:00", True), ("1796039086000", True), ("1990-01-01T00:00:00Z", True)],
+)  # fmt: skip
+def test_event_schemas_publish_the_time_bounds_for_text_too(ts: str, valid: bool) -> None:
+    assert conforms(event_schema("live"), {**EXAMPLES["live"], "ts": ts}) is valid
+
+
+@pytest.mark.parametrize(("amount", "currency"), [("1500.0", "JPY"), ("100.000000", "CNY")])
+def test_trailing_zeros_the_pipeline_accepts_conform(amount: str, currency: str) -> None:
+    example = {**EXAMPLES["order"], "amount": amount, "currency": currency}
+    assert conforms(event_schema("order"), example)

@@ -243,3 +243,25 @@ def test_a_time_beyond_what_the_stores_hold_and_ahead_is_a_future_timestamp(
 ) -> None:
     problem = rejected(scorer, live(ts=17_000_000_000_000), "live-events")  # the year 2508
     assert (problem.reason, problem.field) == ("future_timestamp", "ts")
+
+
+@pytest.mark.parametrize(
+    "ts", ["2026-W48-1T12:00:00Z", "20261130T120000Z", "2026-11-30", "2026-11-30T12:00Z"]
+)
+def test_only_rfc_3339_text_is_a_time(scorer: Scorer, ts: str) -> None:
+    assert rejected(scorer, live(ts=ts), "live-events").reason == "invalid_timestamp"
+
+
+def test_nanoseconds_in_rfc_3339_text_are_read_to_the_microsecond(scorer: Scorer) -> None:
+    at = datetime.fromtimestamp(TS / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    score(scorer, live(ts=f"{at}.123456789Z"), "live-events")
+    assert user(scorer)["interactions"] == 1
+
+
+def test_the_producers_validator_checks_the_base_currency_bound() -> None:
+    validator = Settings(clickhouse_url="memory://").validator()
+    data = orjson.loads(order("b1", "o-b", "1000000000000", currency="USD"))
+    with pytest.raises(Rejection) as info:
+        validator.check("order", data, int(NOW.timestamp() * 1000))
+    assert (info.value.reason, info.value.field) == ("invalid_amount", "amount")
+    assert "base currency" in info.value.detail
