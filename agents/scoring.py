@@ -224,6 +224,11 @@ class ScoringEngine(BatchEngine):
         for topic, count in seen.items():
             metrics.EVENTS_IN.labels(topic).inc(count)
         # Idle users whose silent or churned time the watermark has passed.
+        assert self.consumer is not None
+        for tp, read_to in self.read_to.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None and tp.partition in self.owned:
+                scorer.watermark(tp.partition).read_up(tp.topic, read_to >= highwater)
         for partition in sorted(self.owned):
             for swept in scorer.sweep(partition, now, documents=False):
                 await self._collect(swept, changed)

@@ -32,6 +32,8 @@ class StageRules:
     # Most interaction times kept per user (the newest): a late event derives the stage
     # history again exactly from the `active_min_interactions`-th oldest kept one on.
     kept_interactions: int = 1024
+    # Kept whatever the watermark says (the newest).
+    min_kept_interactions: int = 128
 
     def __post_init__(self) -> None:
         days = (

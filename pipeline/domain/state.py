@@ -322,7 +322,11 @@ def _keep_interaction(
     else:
         insort(recent, ts)
     if keep_from_ms is not None and recent[0] < keep_from_ms:
+        # Before keep_from_ms: at least the `active_min_interactions` the rules need there,
+        # and never fewer than `min_kept_interactions` in all (slack for a replay not marked
+        # as a backfill, whose topics may be read far apart).
         old = bisect_left(recent, keep_from_ms) - rules.active_min_interactions
+        old = min(old, len(recent) - rules.min_kept_interactions)
         if old > 0:
             del recent[:old]
     if len(recent) > rules.kept_interactions:

@@ -29,6 +29,7 @@ class PartitionWatermark:
         self.backfill_ms: dict[str, int] = {}  # topic: latest backfill event time seen
         self.backfilling: set[str] = set()  # topics with a backfill not ended yet
         self.history_ms: int | None = None  # latest backfill event time of any ended backfill
+        self.read_to_end: set[str] = set()  # topics with nothing left to read just now
 
     def observe(self, topic: str, ts_ms: int, backfill: bool = False) -> None:
         """An event of `topic` was applied."""
@@ -40,6 +41,15 @@ class PartitionWatermark:
             self.backfill_ms[topic] = ts_ms if latest is None else max(latest, ts_ms)
         elif self.live_ms is None or ts_ms > self.live_ms:
             self.live_ms = ts_ms
+
+    def read_up(self, topic: str, at_end: bool) -> None:
+        """Whether `topic` has been read to its end: one with nothing left to read and no
+        backfill record yet (its share was read before a restart, or it has none) does not
+        hold the watermark where it is unknown."""
+        if at_end:
+            self.read_to_end.add(topic)
+        else:
+            self.read_to_end.discard(topic)
 
     def end_backfill(self, topic: str) -> None:
         """The backfill of `topic` on this partition is complete (its end marker came)."""
@@ -53,9 +63,13 @@ class PartitionWatermark:
         time seen, held at a backfill's progress while one runs; None before any event, or
         while a backfilled topic has delivered nothing yet."""
         if self.backfilling:
-            if any(t not in self.backfill_ms for t in self.backfilling):
+            waiting = [t for t in self.backfilling if t not in self.backfill_ms]
+            if any(t not in self.read_to_end for t in waiting):
                 return None  # a topic's place in the backfill is not known yet
-            progress = min(self.backfill_ms[t] for t in self.backfilling)
+            known = [self.backfill_ms[t] for t in self.backfilling if t in self.backfill_ms]
+            if not known:
+                return self.live_ms
+            progress = min(known)
             return progress if self.live_ms is None else min(progress, self.live_ms)
         known = [t for t in (self.live_ms, self.history_ms) if t is not None]
         return max(known) if known else None

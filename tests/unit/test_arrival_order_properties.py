@@ -1,0 +1,110 @@
+"""Random histories of many users, delivered in random orders across topics and partitions,
+give the documents and stage histories of the offline reference scorer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka.partitioner.default import murmur2
+
+from pipeline.reference import differences, reference_scores
+from pipeline.scorer import Scorer
+from pipeline.settings import Settings
+from pipeline.store import UserStore
+from schemas.validation import Rejection
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+DAY = 86_400_000
+START = int(NOW.timestamp() * 1000) - 150 * DAY
+PARTITIONS = 3
+SETTINGS = Settings(clickhouse_url="memory://", topic_partitions=PARTITIONS)
+TOPIC = {"live": SETTINGS.topic_live, "order": SETTINGS.topic_order,
+         "touch": SETTINGS.topic_touch, "chat": SETTINGS.topic_chat}  # fmt: skip
+
+
+def partition_of(user_id: str) -> int:
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % PARTITIONS
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[tuple[str, bytes]]:
+    """Events of up to six users over 150 days (inside the order ledger's horizon): likes, chat messages, touches and orders
+    (some paid twice, some refunded), with resends."""
+    out: list[tuple[str, bytes]] = []
+    for n in range(draw(st.integers(1, 6))):
+        user = f"u{n}"
+        for i in range(draw(st.integers(1, 25))):
+            ts = START + draw(st.integers(0, 150 * DAY))
+            base: dict[str, Any] = {"event_id": f"{user}-{i}", "user_id": user, "ts": ts}
+            kind = draw(st.sampled_from(["like", "message", "touch_sent", "order_paid",
+                                         "order_refunded"]))  # fmt: skip
+            if kind == "like":
+                event = {**base, "type": kind, "room_id": "r", "session_id": "s"}
+                out.append((TOPIC["live"], orjson.dumps(event)))
+            elif kind == "message":
+                out.append((TOPIC["chat"], orjson.dumps({**base, "type": kind, "text": "hi"})))
+            elif kind == "touch_sent":
+                event = {**base, "type": kind, "campaign_id": "c", "channel": "wecom"}
+                out.append((TOPIC["touch"], orjson.dumps(event)))
+            else:
+                order = draw(st.sampled_from(["o1", "o2", "o3"]))
+                event = {**base, "type": kind, "order_id": f"{user}-{order}",
+                         "amount": draw(st.sampled_from(["0", "10.00", "99.90"])),
+                         "currency": "CNY"}  # fmt: skip
+                out.append((TOPIC["order"], orjson.dumps(event)))
+    return out
+
+
+def stage_histories(scorer: Scorer, users: list[str]) -> dict[str, list[Any]]:
+    out = {}
+    for user_id in users:
+        state = scorer.store.get(user_id)
+        if state is not None and state.history:
+            out[user_id] = [(f.value if f else None, t.value, at) for f, t, at in state.history]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_any_arrival_order_gives_the_reference(events: list[tuple[str, bytes]], rnd: Any) -> None:
+    # Producers send each user's events in event-time order; a backfill sends each topic in
+    # event-time order. The consumer then reads topics and partitions in any interleaving.
+    ordered = sorted(events, key=lambda m: orjson.loads(m[1])["ts"])
+    by_topic: dict[str, list[tuple[str, bytes]]] = {}
+    for message in ordered:
+        by_topic.setdefault(message[0], []).append(message)
+    arrival: list[tuple[str, bytes]] = []
+    while any(by_topic.values()):
+        topic = rnd.choice([t for t, q in by_topic.items() if q])
+        take = rnd.randint(1, 5)
+        arrival += by_topic[topic][:take]
+        del by_topic[topic][:take]
+    scorer = Scorer(SETTINGS, UserStore())
+    accepted: list[tuple[str, bytes]] = []
+    for topic, raw in arrival:
+        user = orjson.loads(raw)["user_id"]
+        try:
+            scorer.score(topic, raw, now=NOW, partition=partition_of(user), backfill=backfill)
+        except Rejection:
+            continue  # a refund before its payment arrived, an order paid twice differently
+        accepted.append((topic, raw))
+    for partition in range(PARTITIONS):
+        for topic in SETTINGS.input_topics:
+            scorer.watermark(partition).end_backfill(topic)
+        scorer.sweep(partition, now=NOW, documents=False)
+    references = reference_scores(accepted, SETTINGS, partition_of, now=NOW)
+    for user_id, ref in references.items():
+        state = scorer.store.get(user_id)
+        assert state is not None
+        document = orjson.loads(scorer.document(state, NOW).model_dump_json())
+        assert differences(document, ref) == [], user_id
+    expected = {
+        user_id: [(f.value if f else None, t.value, at) for f, t, at in ref.transitions]
+        for user_id, ref in references.items()
+        if ref.transitions
+    }
+    assert stage_histories(scorer, sorted(references)) == expected
