@@ -68,9 +68,11 @@ def stage_histories(scorer: Scorer, users: list[str]) -> dict[str, list[Any]]:
     return out
 
 
-@settings(max_examples=60, deadline=None)
-@given(histories(), st.randoms(use_true_random=False))
-def test_any_arrival_order_gives_the_reference(events: list[tuple[str, bytes]], rnd: Any) -> None:
+@settings(max_examples=150, deadline=None)
+@given(histories(), st.randoms(use_true_random=False), st.booleans())
+def test_any_arrival_order_gives_the_reference(
+    events: list[tuple[str, bytes]], rnd: Any, backfill: bool
+) -> None:
     # Producers send each user's events in event-time order; a backfill sends each topic in
     # event-time order. The consumer then reads topics and partitions in any interleaving.
     ordered = sorted(events, key=lambda m: orjson.loads(m[1])["ts"])
