@@ -32,8 +32,8 @@ def partition_of(user_id: str) -> int:
 
 @st.composite
 def histories(draw: st.DrawFn) -> list[tuple[str, bytes]]:
-    """Events of up to six users over 150 days (inside the order ledger's horizon): likes, chat messages, touches and orders
-    (some paid twice, some refunded), with resends."""
+    """Events of up to six users over 150 days (inside the order ledger's horizon): likes,
+    chat messages, touches and orders (some paid twice, some refunded)."""
     out: list[tuple[str, bytes]] = []
     for n in range(draw(st.integers(1, 6))):
         user = f"u{n}"
