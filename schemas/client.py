@@ -45,6 +45,7 @@ class EventProducer:
         self.topics = dict(DEFAULT_TOPICS if topics is None else topics)
         self.backfill_id = backfill_id
         self.headers: Headers = [] if backfill_id is None else backfill_headers(backfill_id)
+        self._sent_to: set[str] = set()  # the topics written, for the end markers
         self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), **config)
 
     def topic_for(self, event: AnyEvent) -> str:
@@ -56,6 +57,7 @@ class EventProducer:
 
     def send_to(self, topic: str, event: AnyEvent) -> Any:
         """Queue one event to an explicit topic, keyed by user_id; returns the delivery future."""
+        self._sent_to.add(topic)
         return self._producer.send(
             topic,
             key=event.user_id.encode(),
@@ -65,17 +67,19 @@ class EventProducer:
 
     def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         """Send bytes as they are (no validation), for tests and replays."""
+        self._sent_to.add(topic)
         self._producer.send(topic, key=key, value=value, headers=self.headers)
 
     def end_backfill(self, timeout: float | None = 30.0) -> int:
         """After the backfill's last event: wait until every event is acknowledged, then send
-        the end marker to every partition of each topic; returns how many were sent."""
+        the end marker to every partition of each topic it sent to (of its topic map when it
+        sent nothing); returns how many were sent."""
         if self.backfill_id is None:
             raise ValueError("not a backfill: create the EventProducer with backfill_id=...")
         self.flush(timeout=timeout)
         headers = end_marker_headers(self.backfill_id)
         sent = 0
-        for topic in dict.fromkeys(self.topics.values()):
+        for topic in sorted(self._sent_to) or dict.fromkeys(self.topics.values()):
             for partition in sorted(self._producer.partitions_for(topic)):
                 self._producer.send(topic, value=b"", partition=partition, headers=headers)
                 sent += 1

@@ -30,12 +30,14 @@ class PartitionWatermark:
         self.backfilling: set[str] = set()  # topics with a backfill not ended yet
         self.history_ms: int | None = None  # latest backfill event time of any ended backfill
         self.read_to_end: set[str] = set()  # topics with nothing left to read just now
+        self.ended: set[str] = set()  # topics whose backfill's end marker came
 
     def observe(self, topic: str, ts_ms: int, backfill: bool = False) -> None:
         """An event of `topic` was applied."""
         if backfill:
+            self.ended.discard(topic)  # (a new backfill of a topic that had ended one)
             if not self.backfilling:
-                self.backfilling.update(self.topics)
+                self.backfilling.update(t for t in self.topics if t not in self.ended)
             self.backfilling.add(topic)
             latest = self.backfill_ms.get(topic)
             self.backfill_ms[topic] = ts_ms if latest is None else max(latest, ts_ms)
@@ -54,6 +56,7 @@ class PartitionWatermark:
     def end_backfill(self, topic: str) -> None:
         """The backfill of `topic` on this partition is complete (its end marker came)."""
         self.backfilling.discard(topic)
+        self.ended.add(topic)
         latest = self.backfill_ms.pop(topic, None)
         if latest is not None and (self.history_ms is None or latest > self.history_ms):
             self.history_ms = latest
@@ -67,9 +70,8 @@ class PartitionWatermark:
             if any(t not in self.read_to_end for t in waiting):
                 return None  # a topic's place in the backfill is not known yet
             known = [self.backfill_ms[t] for t in self.backfilling if t in self.backfill_ms]
-            if not known:
-                return self.live_ms
-            progress = min(known)
-            return progress if self.live_ms is None else min(progress, self.live_ms)
+            if known:
+                progress = min(known)
+                return progress if self.live_ms is None else min(progress, self.live_ms)
         known = [t for t in (self.live_ms, self.history_ms) if t is not None]
         return max(known) if known else None

@@ -212,20 +212,20 @@ def test_partitions_move_between_workers_and_every_user_stays_exact(
     assert_matches_reference(running, messages)
 
 
-def test_a_replay_longer_than_the_max_hold_keeps_event_time_order(
+def test_a_long_backfill_read_in_small_batches_ends_on_the_reference(
     broker: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """The sparse topics' events wait for the dense one for as long as a replay takes: only a
-    stalled clock (not a slow one) may release them out of order."""
+    """150 days of 150 users loaded as a backfill and read fifty records at a time, so the
+    topics of a partition are read far apart in event time: nothing waits for anything, late
+    events derive their users' history again, and the end is the reference's, with no gap."""
     tmp = tmp_path_factory.mktemp("longreplay")
     prefix = f"lr{uuid.uuid4().hex[:8]}"
-    env = {
-        "MODEL_REFIT_SECONDS": "3600",
-        "MERGE_MAX_HOLD_SECONDS": "3",
-        "BATCH_MAX_RECORDS": "50",
-    }
+    env = {"MODEL_REFIT_SECONDS": "3600", "BATCH_MAX_RECORDS": "50"}
     with chdb_pipeline(broker, tmp, prefix, **env) as running:
         messages = workload(running, users=150, days=150, seed=12)
-        send(running, messages)
+        with EventProducer(running.settings.kafka_bootstrap, backfill_id=prefix) as producer:
+            for topic, key, value in messages:
+                producer.send_raw(topic, value, key=key)
+            producer.end_backfill()
         assert_matches_reference(running, messages)
-        assert worker_metric(running, "lifecycle_merge_forced_releases_total") == 0
+        assert worker_metric(running, "lifecycle_history_gaps_total") == 0

@@ -35,3 +35,20 @@ def test_history_alone_moves_it_once_its_backfill_ended() -> None:
     assert mark.value() == 700
     mark.end_backfill("touch")  # an end marker of a topic with no events here
     assert mark.value() == 700
+
+
+def test_an_end_marker_read_before_the_backfill_reached_the_partition_still_counts() -> None:
+    mark = PartitionWatermark(("live", "touch"))
+    mark.end_backfill("touch")  # touch had nothing to backfill here: its marker comes first
+    mark.observe("live", 100, backfill=True)
+    assert mark.value() == 100  # touch does not hold it
+    mark.end_backfill("live")
+    assert mark.value() == 100
+
+
+def test_a_topic_with_no_backfill_record_yet_holds_it_until_read_to_its_end() -> None:
+    mark = PartitionWatermark(("live", "chat"))
+    mark.observe("live", 100, backfill=True)
+    assert mark.value() is None  # chat's place in the backfill is unknown
+    mark.read_up("chat", at_end=True)
+    assert mark.value() == 100
