@@ -46,6 +46,7 @@ class EventProducer:
         self.backfill_id = backfill_id
         self.headers: Headers = [] if backfill_id is None else backfill_headers(backfill_id)
         self._sent_to: set[str] = set()  # the topics written, for the end markers
+        self._mapped = topics is not None  # an explicit map: its topics all get end markers
         self._producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), **config)
 
     def topic_for(self, event: AnyEvent) -> str:
@@ -72,14 +73,15 @@ class EventProducer:
 
     def end_backfill(self, timeout: float | None = 30.0) -> int:
         """After the backfill's last event: wait until every event is acknowledged, then send
-        the end marker to every partition of each topic it sent to (of its topic map when it
-        sent nothing); returns how many were sent."""
+        the end marker to every partition of each topic of its topic map (when one was given,
+        or nothing was sent) and of each topic it sent to; returns how many were sent."""
         if self.backfill_id is None:
             raise ValueError("not a backfill: create the EventProducer with backfill_id=...")
         self.flush(timeout=timeout)
         headers = end_marker_headers(self.backfill_id)
         sent = 0
-        for topic in sorted(self._sent_to) or dict.fromkeys(self.topics.values()):
+        mapped = set(self.topics.values()) if self._mapped or not self._sent_to else set()
+        for topic in sorted(mapped | self._sent_to):
             for partition in sorted(self._producer.partitions_for(topic)):
                 self._producer.send(topic, value=b"", partition=partition, headers=headers)
                 sent += 1
