@@ -95,6 +95,9 @@ class RoomEngine(BatchEngine):
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         assert self.producer is not None
         now = datetime.now(tz=UTC)
+        # Triggers act on the present: a room's alert about comments of the past (a backfill,
+        # a replay) tells no host anything.
+        present_from = now.timestamp() * 1000 - self.settings.trigger_max_age_seconds * 1000
         for tp, records in batches.items():
             rooms = self.rooms.get(tp.partition)
             if rooms is None:
@@ -120,6 +123,8 @@ class RoomEngine(BatchEngine):
                 if status == "counted":
                     self.dirty.setdefault(tp.partition, set()).add(room_id)
                 for trigger in fired:
+                    if trigger.at_ms < present_from:
+                        continue
                     metrics.TRIGGERS.labels(trigger.rule).inc()
                     self.sink.add("triggers", trigger_row(trigger, now))
                     self._sends.append(
