@@ -135,9 +135,14 @@ class Scorer:
         return timers
 
     def adopt_partition(self, partition: int) -> None:
-        """The partition's users were loaded into the store: schedule them now."""
+        """The partition's users were loaded into the store: schedule them now, and start
+        the partition's watermark at the latest event its users have (a worker that takes the
+        partition over knows the partition came at least that far)."""
         self.timers.pop(partition, None)
         self._timers(partition)
+        latest = max((u.last_event_ms or 0 for u in self.store.users_of(partition)), default=0)
+        if latest:
+            self.watermark(partition).observe("", latest)
 
     def sweep(
         self,
@@ -288,8 +293,11 @@ class Scorer:
         idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
         gaps = user.history_gaps
-        mark = self.watermark(partition).value()
-        keep_from = None if mark is None else mark - self.lateness_ms
+        watermark = self.watermark(partition)
+        mark = watermark.value()
+        # While a backfill runs its topics are read far apart (a sparse topic's records come
+        # in large batches): keep every interaction time (up to the cap) until it ends.
+        keep_from = None if mark is None or watermark.backfilling else mark - self.lateness_ms
         own = apply(user, fact, self.rules, self.order_limits, keep_from)
         transitions = idle + own
         # Corrections of the history (a late event) are rows and records, not facts to act on.
