@@ -1,5 +1,5 @@
-"""What the scoring and room engines share: a batch loop that checkpoints on a timer, sends
-awaited before any offset is committed, and a stop that checkpoints last."""
+"""What the scoring and room engines share: a batch loop that checkpoints on a timer (each
+checkpoint an `agents.checkpoint.Checkpoint`) and a stop that checkpoints last."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ class BatchEngine(Service):
         super().__init__(**kwargs)
         self.settings = settings
         self._lock = asyncio.Lock()
-        self._sends: list[asyncio.Future[Any]] = []
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._next_checkpoint = 0.0
@@ -98,13 +97,3 @@ class BatchEngine(Service):
         except Exception as exc:
             log.exception("the %s loop failed; the worker stops", self.name_of_loop)
             await self.crash(exc)
-
-    async def _await_sends(self) -> list[Any]:
-        """Wait for every record sent so far; a failed send stops the worker before any
-        offset is committed past it."""
-        assert self.producer is not None
-        sends, self._sends = self._sends, []
-        if not sends:
-            return []
-        await self.producer.flush()
-        return list(await asyncio.gather(*sends))

@@ -6,27 +6,30 @@ room; this engine consumes that topic in its own consumer group, so each room's 
 in one place whichever worker scored them.
 
 Rooms are kept in memory while their partition is assigned here and in a compacted changelog.
-A checkpoint, every `COMMIT_INTERVAL_SECONDS` and before partitions move, waits for the fired
-triggers on `lifecycle-triggers`, writes the sink's rows (the rows the store refuses to
-dead-letters), writes each changed room once to the changelog, and only then commits the
-comment offsets. A crash replays comments since the last commit onto the rooms as they were
-then, so the same triggers fire with the same ids.
+A checkpoint (`agents.checkpoint`, the one the scoring engine runs), every
+`COMMIT_INTERVAL_SECONDS` and before partitions move, waits for the fired triggers on
+`lifecycle-triggers`, writes the sink's rows (the rows the store refuses to dead-letters),
+writes each changed room once to the changelog, and only then commits the comment offsets.
+A crash replays comments since the last commit onto the rooms as they were then, so the same
+triggers fire with the same ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import TopicPartition
 
+from agents.changelog import Records, read_changelog
+from agents.checkpoint import Checkpoint, Durability
+from agents.clients import Rebalance, start_room_clients
 from agents.engine import BatchEngine
-from agents.refused import dead_letter_refused
 from pipeline import metrics
 from pipeline.domain.rooms import RoomWindow
 from pipeline.domain.triggers import Rule
@@ -37,21 +40,11 @@ from sinks.base import BatchingSink
 log = logging.getLogger(__name__)
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, engine: RoomEngine) -> None:
-        self.engine = engine
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.engine.revoked()
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.engine.assigned({tp.partition for tp in assigned})
-
-
 class RoomEngine(BatchEngine):
     """Keeps each owned room's comment window and fires the room rules."""
 
     name_of_loop = "rooms"
+    durability: Durability  # set in on_start, with the clients
 
     def __init__(
         self,
@@ -70,26 +63,21 @@ class RoomEngine(BatchEngine):
         self.dirty: dict[int, set[str]] = {}
         self.positions: dict[TopicPartition, int] = {}
         self.committed: dict[TopicPartition, int] = {}
+        self.sends: list[asyncio.Future[Any]] = []  # triggers sent since the last checkpoint
 
     async def on_start(self) -> None:
-        bootstrap = self.settings.kafka_bootstrap
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        await self.producer.start()
-        self.reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        listener = Rebalance(self.revoked, self.assigned)
+        clients = await start_room_clients(self.settings, listener)
+        self.producer, self.reader, self.consumer = clients
+        self.durability = Durability(
+            producer=clients.producer,
+            consumer=clients.consumer,
+            sink=self.sink,
+            flush_sink=self.flush_sink,
+            dead_letters_topic=self.settings.topic_dead_letters,
+            changelog_topic=self.settings.room_changelog_topic,
         )
-        await self.reader.start()
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=f"{self.settings.app_id}-rooms",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-            fetch_max_wait_ms=20,
-        )
-        self.consumer.subscribe([self.settings.room_comments_topic], listener=_Rebalance(self))
-        await self.consumer.start()
+        await clients.consumer.start()
         self.start_loop()
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
@@ -127,7 +115,7 @@ class RoomEngine(BatchEngine):
                         continue
                     metrics.TRIGGERS.labels(trigger.rule).inc()
                     self.sink.add("triggers", trigger_row(trigger, now))
-                    self._sends.append(
+                    self.sends.append(
                         await self.producer.send(
                             self.settings.topic_triggers,
                             key=room_id.encode(),
@@ -137,45 +125,42 @@ class RoomEngine(BatchEngine):
 
     async def _checkpoint(self) -> None:
         """Triggers sent, rows written, changed rooms in the changelog, then offsets."""
-        assert self.producer is not None
-        assert self.consumer is not None
         began = time.monotonic()
-        self._next_checkpoint = time.monotonic() + self.settings.commit_interval_seconds
-        await self._await_sends()
-        if not await self.flush_sink():
-            return
-        await dead_letter_refused(self.sink, self.producer, self.settings.topic_dead_letters)
-        topic = self.settings.room_changelog_topic
+        self._next_checkpoint = began + self.settings.commit_interval_seconds
+        sends, self.sends = self.sends, []
+        changes: dict[int, list[tuple[bytes, bytes]]] = {}
         for partition, room_ids in self.dirty.items():
             rooms = self.rooms.get(partition, {})
-            for room_id in room_ids:
-                room = rooms.get(room_id)
-                if room is None:
-                    continue
-                self._sends.append(
-                    await self.producer.send(
-                        topic,
-                        key=room_id.encode(),
-                        value=orjson.dumps(room.to_dict()),
-                        partition=partition,
-                    )
-                )
+            changes[partition] = [
+                (room_id.encode(), orjson.dumps(rooms[room_id].to_dict()))
+                for room_id in room_ids
+                if room_id in rooms
+            ]
         self.dirty.clear()
-        await self._await_sends()
         offsets = {tp: o for tp, o in self.positions.items() if self.committed.get(tp) != o}
-        if offsets:
-            await self.consumer.commit(offsets)
-            self.committed.update(offsets)
-        self.checkpoint_completed(began)
+        await Checkpoint(self.durability, began, sends, changes, offsets).commit(self)
+
+    def keep_changes(self, changes: Mapping[int, Records]) -> None:
+        """The sink did not take its rows: the rooms go with the next checkpoint."""
+        for partition, records in changes.items():
+            if partition in self.rooms:
+                self.dirty.setdefault(partition, set()).update(key.decode() for key, _ in records)
+
+    def changes_written(self, partition: int, records: Records, changelog_offset: int) -> None:
+        """Rooms keep no local copy: the changelog is read back in full."""
+
+    def offsets_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed.update(offsets)
 
     def owned_partitions(self) -> list[int]:
         return sorted(self.rooms)
 
-    async def revoked(self) -> None:
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
             await self._checkpoint()
 
-    async def assigned(self, partitions: set[int]) -> None:
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in assigned}
         async with self._lock:
             for partition in set(self.rooms) - partitions:
                 del self.rooms[partition]
@@ -195,16 +180,13 @@ class RoomEngine(BatchEngine):
         end = (await self.reader.end_offsets([tp]))[tp]
         rooms: dict[str, RoomWindow] = {}
         if end > 0:
-            await self.reader.seek_to_beginning(tp)
-            while await self.reader.position(tp) < end:
-                got = await self.reader.getmany(tp, timeout_ms=1000, max_records=10_000)
-                for record in got.get(tp, []):
-                    if record.key is None:
-                        continue
-                    if record.value is None:
-                        rooms.pop(record.key.decode(), None)
-                        continue
-                    room = RoomWindow.from_dict(orjson.loads(record.value))
-                    rooms[room.room_id] = room
+            async for record in read_changelog(self.reader, tp, None, end):
+                if record.key is None:
+                    continue
+                if record.value is None:
+                    rooms.pop(record.key.decode(), None)
+                    continue
+                room = RoomWindow.from_dict(orjson.loads(record.value))
+                rooms[room.room_id] = room
         log.info("room partition %d: %d rooms from the changelog", partition, len(rooms))
         return rooms

@@ -4,21 +4,17 @@ Faust's per-message stream path costs more than everything this engine does per 
 hot path reads batches with aiokafka's `getmany` inside the Faust worker (a mode Service) and
 keeps the guarantees Faust's tables give, itself:
 
-- Each partition's users live in memory while the partition is assigned here, and in a
-  compacted changelog topic partitioned like the inputs (and, with `rocksdb://`, on local
-  disk with the changelog offset they include). A new owner rebuilds them before it reads.
-- Events are validated on arrival (bad ones go to dead-letters), held per partition until the
-  partition's event clock passes them (so each user's events from the four topics apply in
-  event-time order), applied, and each changed user's score document is published once per
-  batch.
-- A checkpoint, every `COMMIT_INTERVAL_SECONDS` and before partitions move, takes a snapshot
-  (the records sent so far, each user changed since the last checkpoint encoded once, the
-  input offsets up to the first event not yet applied), then waits for those records, writes
-  the sink's rows to ClickHouse, writes the users to the changelog, and only then commits the
-  offsets. The timer's checkpoint does the waiting in the background while the loop goes on
-  scoring; one checkpoint is in flight at a time. A crash replays from the last commit; the
-  event ids kept in each user's state make the replayed events no-ops, so each event counts
-  once.
+- Each owned partition's users live in memory, in a compacted changelog partitioned like the
+  inputs and (with `rocksdb://`) on local disk (`agents.partitions`); a new owner rebuilds
+  them before it reads.
+- Events are validated and applied as they arrive (bad ones go to dead-letters; a late event
+  derives its user's history again); each partition's watermark says which idle users'
+  silent or churned time has passed. Changed users' score documents go out once per batch
+  live, once per checkpoint while catching up (`agents.outputs`).
+- A checkpoint (`agents.checkpoint`), every `COMMIT_INTERVAL_SECONDS` and before partitions
+  move, snapshots in one step of the loop and is made durable in the background while the
+  loop goes on scoring; one is in flight at a time. A crash replays from the last commit; the
+  event ids kept in each user's state make the replayed events no-ops.
 """
 
 from __future__ import annotations
@@ -31,77 +27,30 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import TopicPartition
 
+from agents.changelog import Records
+from agents.checkpoint import Checkpoint, Durability
+from agents.clients import Rebalance, start_scoring_clients
 from agents.engine import BatchEngine
-from agents.refused import dead_letter_refused
+from agents.outputs import ScoringOutputs
+from agents.partitions import OwnedPartition, recover_partition, take_changes
 from pipeline import metrics
-from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
-from pipeline.domain.triggers import Fired
-from pipeline.local_state import LocalPartition, open_partition
-from pipeline.scorer import Outcome, Scorer
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
-from pipeline.store import decode_user, encode_user
-from pipeline.topics import end_offset
-from pipeline.user_triggers import trigger_row
 from schemas.headers import is_backfill, is_end_marker
-from schemas.validation import Rejection
 from sinks.base import BatchingSink
 
 log = logging.getLogger(__name__)
-
-
-# How long the broker may keep a fetch waiting for records: a topic read to its end is
-# fetched again this often.
-FETCH_WAIT_MS = 20
-
-
-def internal_error(exc: Exception) -> Rejection:
-    log.exception("scoring failed on a message; it goes to dead-letters")
-    return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
-
-
-class OffsetTracker:
-    """Which input offsets to commit: every record read is applied or rejected at once, so a
-    topic-partition's next offset to read is safe once the checkpoint that covers it is
-    durable."""
-
-    def __init__(self) -> None:
-        self._committed: dict[TopicPartition, int] = {}
-
-    def to_commit(self, read_to: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """Next offsets to commit that moved since the last `committed` call."""
-        return {tp: o for tp, o in read_to.items() if self._committed.get(tp) != o}
-
-    def committed(self, offsets: dict[TopicPartition, int]) -> int:
-        """Record offsets as committed; returns how many records they moved past."""
-        moved = sum(o - self._committed.get(tp, o) for tp, o in offsets.items())
-        self._committed.update(offsets)
-        return moved
-
-    def forget(self, tp: TopicPartition) -> None:
-        self._committed.pop(tp, None)
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, engine: ScoringEngine) -> None:
-        self.engine = engine
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.engine.revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.engine.assigned(set(assigned))
 
 
 class ScoringEngine(BatchEngine):
     """Consumes the input topics in batches and keeps every owned user's scores current."""
 
     name_of_loop = "scoring"
+    outputs: ScoringOutputs  # set in on_start, with the producer
+    durability: Durability
 
     def __init__(
         self,
@@ -117,66 +66,39 @@ class ScoringEngine(BatchEngine):
         self.sink = sink
         self.flush_sink = flush_sink
         self.inputs = set(settings.input_topics)
-        self.offsets = OffsetTracker()
-        self.local: dict[int, LocalPartition] = {}
-        self.owned: set[int] = set()
-        self.read_to: dict[TopicPartition, int] = {}  # next offset after the last one read
-        self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
-        self._in_flight: asyncio.Task[None] | None = None  # the checkpoint being completed
+        self.partitions: dict[int, OwnedPartition] = {}
+        self._in_flight: asyncio.Task[bool] | None = None  # the checkpoint being completed
         self._checkpoint_at = 0.0  # monotonic time the last checkpoint began
         self.state_dir = settings.data_dir / "worker" / "state"
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        # The worker's logging set-up leaves the client libraries at DEBUG: every send built
-        # a log record (a third of the cost of a send) that no handler printed.
-        for name in ("aiokafka", "kafka"):
-            library = logging.getLogger(name)
-            library.setLevel(max(library.getEffectiveLevel(), logging.INFO))
-        bootstrap = self.settings.kafka_bootstrap
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-            max_request_size=4 * 1024 * 1024,
+        listener = Rebalance(self.revoked, self.assigned)
+        clients = await start_scoring_clients(self.settings, sorted(self.inputs), listener)
+        self.producer, self.reader, self.consumer = clients
+        self.outputs = ScoringOutputs(self.settings, self.scorer, self.sink, clients.producer)
+        self.durability = Durability(
+            producer=clients.producer,
+            consumer=clients.consumer,
+            sink=self.sink,
+            flush_sink=self.flush_sink,
+            dead_letters_topic=self.settings.topic_dead_letters,
+            changelog_topic=self.settings.changelog_topic,
         )
-        await self.producer.start()
-        # Reads changelog partitions when they are assigned here; no group.
-        self.reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-        await self.reader.start()
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=f"{self.settings.app_id}-scoring",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # The embedded broker lets a member join after about half the session timeout.
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=1_000,
-            # Partition n of every input topic goes to the same worker: a user's events of
-            # the four topics meet in one place.
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            # Answer a fetch as soon as records come: a trigger must not wait for a full one.
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-        )
-        self.consumer.subscribe(topics=sorted(self.inputs), listener=_Rebalance(self))
-        await self.consumer.start()
+        await clients.consumer.start()
         self.start_loop()
 
     async def on_stop(self) -> None:
         try:
             await super().on_stop()
         finally:
-            for local in self.local.values():
-                local.close()
-            self.local.clear()
+            for owned in self.partitions.values():
+                owned.close()
+            self.partitions.clear()
 
     def owned_partitions(self) -> list[int]:
-        return sorted(self.owned)
+        return sorted(self.partitions)
 
     # -- the batch -------------------------------------------------------------------------
 
@@ -184,7 +106,7 @@ class ScoringEngine(BatchEngine):
         """Validate and apply each record as it comes (no waiting for other topics: a late
         event derives its user's history again), then announce the idle transitions each
         partition's watermark has passed."""
-        scorer = self.scorer
+        scorer, outputs = self.scorer, self.outputs
         now = datetime.now(tz=UTC)
         seen: Counter[str] = Counter()
         changed: dict[str, UserState] = {}
@@ -192,7 +114,8 @@ class ScoringEngine(BatchEngine):
         duplicates: Counter[str] = Counter()
         apply_event = scorer.apply_event
         for tp, records in batches.items():
-            if tp.partition not in self.owned or not records:
+            owned = self.partitions.get(tp.partition)
+            if owned is None or not records:
                 continue
             seen[tp.topic] += len(records)
             partition = tp.partition
@@ -207,7 +130,7 @@ class ScoringEngine(BatchEngine):
                     prepared = scorer.prepare(tp.topic, record.value or b"", now)
                     outcome = apply_event(prepared, partition, now, document=False)
                 except Exception as exc:
-                    await self._reject(exc, tp, record)
+                    await outputs.reject(exc, tp, record)
                     continue
                 history = bool(headers) and is_backfill(headers)
                 watermark.observe(tp.topic, prepared.fact.ts_ms, history)
@@ -217,21 +140,19 @@ class ScoringEngine(BatchEngine):
                         metrics.DUPLICATE_ORDERS.labels(tp.topic).inc()
                 else:
                     scored[tp.topic] += 1
-                self._record(outcome, changed)
+                outputs.record(outcome, changed)
                 if outcome.fired or outcome.room_comment is not None or outcome.transitions:
-                    await self._send_outputs(outcome)
-            self.read_to[tp] = records[-1].offset + 1
+                    await outputs.send(outcome)
+            owned.offsets.read(tp, records[-1].offset + 1)
         for topic, count in seen.items():
             metrics.EVENTS_IN.labels(topic).inc(count)
         # Idle users whose silent or churned time the watermark has passed.
-        assert self.consumer is not None
-        for tp, read_to in self.read_to.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None and tp.partition in self.owned:
-                scorer.watermark(tp.partition).read_up(tp.topic, read_to >= highwater)
-        for partition in sorted(self.owned):
+        for tp, read_to, highwater in self._reading():
+            scorer.watermark(tp.partition).read_up(tp.topic, read_to >= highwater)
+        for partition in sorted(self.partitions):
             for swept in scorer.sweep(partition, now, documents=False):
-                await self._collect(swept, changed)
+                outputs.record(swept, changed)
+                await outputs.send(swept)
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():
@@ -239,9 +160,9 @@ class ScoringEngine(BatchEngine):
         # Live, each changed user's document goes out with the batch; while catching up on a
         # backlog it waits for the checkpoint, so a user with many events in the backlog has
         # one document computed per checkpoint rather than one per batch.
-        self.pending_docs.update(changed)
+        outputs.hold_documents(changed)
         if not self._behind():
-            await self._publish_pending(now)
+            await outputs.publish_pending(now)
             # Caught up: checkpoints come at the live interval again.
             live_due = self._checkpoint_at + self.settings.commit_interval_seconds
             self._next_checkpoint = min(self._next_checkpoint, live_due)
@@ -249,105 +170,15 @@ class ScoringEngine(BatchEngine):
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
 
-    def _record(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
-        """An outcome's rows to the sink, its metrics, and its user among the changed ones."""
-        self.sink.add_many(outcome.rows)
-        for table, row in outcome.rows:
-            if table == "trigger_outcomes":
-                metrics.TRIGGER_OUTCOMES.labels(row["rule"], row["outcome"]).inc()
-        for transition in outcome.transitions:
-            if transition.retracted:
-                metrics.CORRECTIONS.inc()
-                continue
-            metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
-            if transition.is_reactivation:
-                metrics.REACTIVATIONS.inc()
-        if outcome.history_gap:
-            metrics.HISTORY_GAPS.inc()
-        if outcome.user is not None and not outcome.duplicate:
-            changed[outcome.user.user_id] = outcome.user
-
-    async def _send_outputs(self, outcome: Outcome) -> None:
-        """An outcome's triggers, its stage changes and corrections (the `stage_transitions`
-        rows, `valid` 0 for a retracted one), and its live comment for the room rules."""
-        await self._fire(outcome.fired)
-        if outcome.transitions:
-            assert self.producer is not None
-            topic = self.settings.topic_stage_changes
-            for table, row in outcome.rows:
-                if table == "stage_transitions":
-                    self._sends.append(
-                        await self.producer.send(
-                            topic, key=row["user_id"].encode(), value=orjson.dumps(row)
-                        )
-                    )
-        comment = outcome.room_comment
-        if comment is not None:
-            assert self.producer is not None
-            self._sends.append(
-                await self.producer.send(
-                    self.settings.room_comments_topic,
-                    key=comment.room_id.encode(),
-                    value=orjson.dumps(comment._asdict()),
-                )
-            )
-
-    async def _collect(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
-        self._record(outcome, changed)
-        await self._send_outputs(outcome)
-
-    async def _fire(self, fired: list[tuple[Fired, bytes]]) -> None:
-        """Fired triggers to `lifecycle-triggers`, keyed by their subject."""
-        assert self.producer is not None
-        for trigger, message in fired:
-            metrics.TRIGGERS.labels(trigger.rule).inc()
-            self._sends.append(
-                await self.producer.send(
-                    self.settings.topic_triggers, key=trigger.subject_id.encode(), value=message
-                )
-            )
+    def _reading(self) -> list[tuple[TopicPartition, int, int]]:
+        assert self.consumer is not None
+        consumer = self.consumer
+        return [row for owned in self.partitions.values() for row in owned.reading(consumer)]
 
     def _behind(self) -> bool:
         """More than a batch of input records waits to be read on the owned partitions."""
-        assert self.consumer is not None
-        waiting = 0
-        for tp, read_to in self.read_to.items():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None and tp.partition in self.owned:
-                waiting += max(0, highwater - read_to)
+        waiting = sum(max(0, highwater - read_to) for _, read_to, highwater in self._reading())
         return waiting > self.settings.batch_max_records
-
-    async def _publish_pending(self, now: datetime) -> None:
-        if self.pending_docs:
-            users, self.pending_docs = list(self.pending_docs.values()), {}
-            await self._publish(users, now)
-
-    async def _publish(self, users: list[UserState], now: datetime) -> None:
-        """Each changed user's score document, once per batch, to the compacted topic, and
-        the triggers of rules on model scores it fired."""
-        assert self.producer is not None
-        topic = self.settings.topic_scores
-        for document, row, fired in self.scorer.documents(users, now):
-            self.sink.add("user_scores", row)
-            for trigger, _ in fired:
-                self.sink.add("triggers", trigger_row(trigger, now))
-            await self._fire(fired)
-            self._sends.append(
-                await self.producer.send(
-                    topic, key=document.user_id.encode(), value=document.model_dump_json().encode()
-                )
-            )
-
-    async def _reject(self, exc: Exception, tp: TopicPartition, record: Any) -> None:
-        assert self.producer is not None
-        rejection = exc if isinstance(exc, Rejection) else internal_error(exc)
-        metrics.DEAD_LETTERS.labels(tp.topic, rejection.reason).inc()
-        value = dead_letter(
-            rejection, tp.topic, tp.partition, record.offset, record.key, record.value
-        )
-        self._sends.append(
-            await self.producer.send(self.settings.topic_dead_letters, key=record.key, value=value)
-        )
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -378,64 +209,39 @@ class ScoringEngine(BatchEngine):
             interval = max(interval, self.settings.catch_up_commit_interval_seconds)
         self._checkpoint_at = time.monotonic()
         self._next_checkpoint = self._checkpoint_at + interval
-        await self._publish_pending(datetime.now(tz=UTC))
-        sends, self._sends = self._sends, []
-        changed: dict[int, list[UserState]] = {
-            partition: self.store.take_dirty(partition)
-            for partition in self.store.dirty_partitions()
-        }
-        records = {
-            partition: [(user.user_id.encode(), encode_user(user, partition)) for user in users]
-            for partition, users in changed.items()
-        }
-        offsets = self.offsets.to_commit(self.read_to)
-        self._in_flight = asyncio.create_task(
-            self._complete_checkpoint(sends, changed, records, offsets), name="checkpoint"
+        await self.outputs.publish_pending(datetime.now(tz=UTC))
+        changes = take_changes(self.store)
+        offsets: dict[TopicPartition, int] = {}
+        for owned in self.partitions.values():
+            offsets.update(owned.offsets.to_commit())
+        checkpoint = Checkpoint(
+            self.durability, self._checkpoint_at, self.outputs.take_sends(), changes, offsets
         )
+        self._in_flight = asyncio.create_task(checkpoint.commit(self), name="checkpoint")
 
-    async def _complete_checkpoint(
-        self,
-        sends: list[asyncio.Future[Any]],
-        changed: dict[int, list[UserState]],
-        records: dict[int, list[tuple[bytes, bytes]]],
-        offsets: dict[TopicPartition, int],
-    ) -> None:
-        """Records sent, rows written (those the store refuses in dead-letters), users in the
-        changelog (and local state), then the offsets: a crash at any point replays from
-        offsets whose effects are all durable."""
-        assert self.producer is not None
-        assert self.consumer is not None
-        if sends:
-            await self.producer.flush()
-            await asyncio.gather(*sends)
-        if not await self.flush_sink():
-            # Rows of applied events are only in memory: commit nothing until they are
-            # written, and write these users with the next checkpoint.
-            for partition, users in changed.items():
-                for user in users:
-                    self.store.mark_dirty(user.user_id, partition)
-            return
-        # Rows the store refused (a value it cannot hold) go to dead-letters, not back.
-        await dead_letter_refused(self.sink, self.producer, self.settings.topic_dead_letters)
-        topic = self.settings.changelog_topic
-        futures = [
-            await self.producer.send(topic, key=key, value=value, partition=partition)
-            for partition, pairs in records.items()
-            for key, value in pairs
-        ]
-        await self.producer.flush()
-        last: dict[int, int] = {}
-        for metadata in await asyncio.gather(*futures):
-            last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
-        for partition, pairs in records.items():
-            local = self.local.get(partition)
-            if local is not None and partition in last:
-                local.write(pairs, last[partition])
-        if offsets:
-            await self.consumer.commit(offsets)
-            metrics.EVENTS_COMMITTED.inc(self.offsets.committed(offsets))
+    def keep_changes(self, changes: Mapping[int, Records]) -> None:
+        """The rows of applied events are only in memory: their users go with the next
+        checkpoint, and nothing is committed until then."""
+        for partition, records in changes.items():
+            for key, _ in records:
+                self.store.mark_dirty(key.decode(), partition)
+
+    def changes_written(self, partition: int, records: Records, changelog_offset: int) -> None:
+        owned = self.partitions.get(partition)
+        if owned is not None:
+            owned.local.write(records, changelog_offset)
+
+    def offsets_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        moved = 0
+        for tp, offset in offsets.items():
+            owned = self.partitions.get(tp.partition)
+            if owned is not None:
+                moved += owned.offsets.committed({tp: offset})
+        metrics.EVENTS_COMMITTED.inc(moved)
+
+    def checkpoint_completed(self, began: float) -> None:
         metrics.CHECKPOINTS.inc()
-        self.checkpoint_completed(self._checkpoint_at)
+        super().checkpoint_completed(began)
 
     # -- partitions moving -----------------------------------------------------------------
 
@@ -446,75 +252,28 @@ class ScoringEngine(BatchEngine):
             await self._checkpoint()
             for tp in revoked:
                 if tp.topic in self.inputs:
-                    self.offsets.forget(tp)
-                    self.read_to.pop(tp, None)
+                    owned = self.partitions.get(tp.partition)
+                    if owned is not None:
+                        owned.offsets.forget(tp)
                     self.scorer.watermarks.pop(tp.partition, None)
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
+        """Partitions no longer assigned are dropped (users, local copy); new ones are
+        recovered before reading resumes at each input's committed offset."""
         async with self._lock:
             await self._finish_checkpoint()  # it writes to the partitions' local state
-            partitions = {tp.partition for tp in assigned if tp.topic in self.inputs}
-            for partition in self.owned - partitions:
+            numbers = {tp.partition for tp in assigned if tp.topic in self.inputs}
+            for partition in set(self.partitions) - numbers:
                 self.scorer.forget_partition(partition)
-                local = self.local.pop(partition, None)
-                if local is not None:
-                    local.close()
-            for partition in sorted(partitions - self.owned):
-                await self._recover(partition)
-            self.owned = partitions
-            for partition in partitions:
-                await self._resume_offsets(partition)
+                self.partitions.pop(partition).close()
+            assert self.reader is not None
+            for partition in sorted(numbers - set(self.partitions)):
+                changelog = TopicPartition(self.settings.changelog_topic, partition)
+                self.partitions[partition] = await recover_partition(
+                    self.reader, changelog, self.store, self.settings.table_store, self.state_dir
+                )
+                self.scorer.adopt_partition(partition)
+            assert self.consumer is not None
+            for partition in numbers:
+                await self.partitions[partition].resume(self.consumer, self.settings.input_topics)
             metrics.ASSIGNED_PARTITIONS.set(sum(1 for tp in assigned if tp.topic in self.inputs))
-
-    async def _recover(self, partition: int) -> None:
-        """Load the partition's users: the local copy, then the changelog after it."""
-        assert self.reader is not None
-        local = open_partition(self.settings.table_store, self.state_dir, partition)
-        tp = TopicPartition(self.settings.changelog_topic, partition)
-        self.reader.assign([tp])
-        end = await end_offset(self.reader, tp)
-        start = local.changelog_offset + 1
-        if start > end:
-            log.warning(
-                "local state of partition %d is ahead of the changelog (%d > %d): rebuilt",
-                partition, start, end,
-            )  # fmt: skip
-            local.reset()
-            start = 0
-        loaded = 0
-        for _key, value in local.users():
-            user, _ = decode_user(value)
-            self.store.load(user, partition)
-            loaded += 1
-        tail: dict[bytes, bytes | None] = {}
-        last = start - 1
-        if start < end:
-            self.reader.seek(tp, start)
-            while await self.reader.position(tp) < end:
-                got = await self.reader.getmany(tp, timeout_ms=1000, max_records=10_000)
-                for record in got.get(tp, []):
-                    last = record.offset
-                    if record.value is None or record.key is None:
-                        continue
-                    user, _ = decode_user(record.value)
-                    self.store.load(user, partition)
-                    tail[record.key] = record.value
-        if tail or last >= start:
-            local.write(tail.items(), max(last, end - 1))
-        self.local[partition] = local
-        self.scorer.adopt_partition(partition)
-        log.info(
-            "partition %d: %d users from local state, %d from the changelog",
-            partition, loaded, len(tail),
-        )  # fmt: skip
-
-    async def _resume_offsets(self, partition: int) -> None:
-        """Where reading the partition's input topics starts: their committed offsets."""
-        assert self.consumer is not None
-        tps = [TopicPartition(topic, partition) for topic in self.settings.input_topics]
-        begins = await self.consumer.beginning_offsets(tps)
-        for tp in tps:
-            committed = await self.consumer.committed(tp)
-            position = begins[tp] if committed is None else committed
-            self.read_to[tp] = position
-            self.offsets.committed({tp: position})

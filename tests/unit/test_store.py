@@ -1,12 +1,9 @@
-"""The in-memory user store, its local RocksDB copy and the offsets safe to commit."""
+"""The in-memory user store and its local RocksDB copy."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aiokafka.structs import TopicPartition
-
-from agents.scoring import OffsetTracker
 from pipeline.domain.stages import Stage
 from pipeline.domain.state import UserState
 from pipeline.local_state import LocalPartition, open_partition
@@ -69,24 +66,6 @@ def test_the_memory_store_keeps_nothing_locally(tmp_path: Path) -> None:
     assert local.changelog_offset == -1
     assert list(local.users()) == []
     assert not any(tmp_path.iterdir())
-
-
-def test_offsets_to_commit_are_those_read_that_moved() -> None:
-    live, order, chat = (
-        TopicPartition("live", 0),
-        TopicPartition("order", 0),
-        TopicPartition("chat", 0),
-    )
-    tracker = OffsetTracker()
-    tracker.committed({chat: 7})  # where reading started at assignment
-    read_to = {live: 5, order: 11, chat: 7}
-    assert tracker.to_commit(read_to) == {live: 5, order: 11}
-    assert tracker.committed(tracker.to_commit(read_to)) == 0  # nothing known before
-    assert tracker.to_commit(read_to) == {}
-    assert tracker.committed({live: 9}) == 4  # records moved past since the last commit
-    # A forgotten topic-partition (revoked) starts again from what its next owner reads.
-    tracker.forget(live)
-    assert tracker.to_commit({live: 9}) == {live: 9}
 
 
 def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: Path) -> None:

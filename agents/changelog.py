@@ -1,0 +1,63 @@
+"""Changelog topics of the engines' state: writing a checkpoint's changed records, reading a
+partition back when it is assigned here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+# Encoded records of one partition: (key, value); a None value deletes the key.
+Records = Sequence[tuple[bytes, bytes | None]]
+
+
+class Producer(Protocol):
+    """What a checkpoint needs of an `AIOKafkaProducer`."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]: ...
+
+    async def flush(self) -> None: ...
+
+
+async def write_changelog(
+    producer: Producer, topic: str, changes: Mapping[int, Records]
+) -> dict[int, int]:
+    """Send each partition's records to the same partition of `topic` and wait until the
+    broker has them all; returns the last offset written per partition (partitions without
+    records are absent). A failed send raises."""
+    futures = [
+        await producer.send(topic, key=key, value=value, partition=partition)
+        for partition, records in changes.items()
+        for key, value in records
+    ]
+    if not futures:
+        return {}
+    await producer.flush()
+    last: dict[int, int] = {}
+    for metadata in await asyncio.gather(*futures):
+        last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
+    return last
+
+
+async def read_changelog(
+    reader: AIOKafkaConsumer, tp: TopicPartition, start: int | None, end: int
+) -> AsyncIterator[Any]:
+    """The records of `tp` from `start` (None: the log's beginning) up to `end` (exclusive),
+    as the broker returns them (tombstones included); `reader` must have `tp` assigned."""
+    if start is None:
+        await reader.seek_to_beginning(tp)
+    else:
+        reader.seek(tp, start)
+    while await reader.position(tp) < end:
+        got = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
+        for record in got.get(tp, []):
+            yield record

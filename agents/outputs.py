@@ -1,0 +1,140 @@
+"""What the scoring engine sends: triggers, stage changes, room comments, score documents and
+dead letters, with the sink's rows and the metrics of each outcome.
+
+Every send's future is kept until the next checkpoint takes them (`take_sends`): no offset is
+committed before the records of the events under it are on the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from pipeline import metrics
+from pipeline.dead_letters import dead_letter
+from pipeline.domain.state import UserState
+from pipeline.domain.triggers import Fired
+from pipeline.scorer import Outcome, Scorer
+from pipeline.settings import Settings
+from pipeline.user_triggers import trigger_row
+from schemas.validation import Rejection
+from sinks.base import BatchingSink
+
+log = logging.getLogger(__name__)
+
+
+def internal_error(exc: Exception) -> Rejection:
+    log.exception("scoring failed on a message; it goes to dead-letters")
+    return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
+
+
+class ScoringOutputs:
+    """The scoring engine's records to the broker and rows to the sink."""
+
+    def __init__(
+        self, settings: Settings, scorer: Scorer, sink: BatchingSink, producer: AIOKafkaProducer
+    ) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.sink = sink
+        self.producer = producer
+        self.sends: list[asyncio.Future[Any]] = []
+        self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
+
+    def take_sends(self) -> list[asyncio.Future[Any]]:
+        """The futures of the records sent since the last call."""
+        sends, self.sends = self.sends, []
+        return sends
+
+    def record(self, outcome: Outcome, changed: dict[str, UserState]) -> None:
+        """An outcome's rows to the sink, its metrics, and its user among the changed ones."""
+        self.sink.add_many(outcome.rows)
+        for table, row in outcome.rows:
+            if table == "trigger_outcomes":
+                metrics.TRIGGER_OUTCOMES.labels(row["rule"], row["outcome"]).inc()
+        for transition in outcome.transitions:
+            if transition.retracted:
+                metrics.CORRECTIONS.inc()
+                continue
+            metrics.TRANSITIONS.labels(transition.from_stage or "", transition.to_stage).inc()
+            if transition.is_reactivation:
+                metrics.REACTIVATIONS.inc()
+        if outcome.history_gap:
+            metrics.HISTORY_GAPS.inc()
+        if outcome.user is not None and not outcome.duplicate:
+            changed[outcome.user.user_id] = outcome.user
+
+    async def send(self, outcome: Outcome) -> None:
+        """An outcome's triggers, its stage changes and corrections (the `stage_transitions`
+        rows, `valid` 0 for a retracted one), and its live comment for the room rules."""
+        await self.fire(outcome.fired)
+        if outcome.transitions:
+            topic = self.settings.topic_stage_changes
+            for table, row in outcome.rows:
+                if table == "stage_transitions":
+                    self.sends.append(
+                        await self.producer.send(
+                            topic, key=row["user_id"].encode(), value=orjson.dumps(row)
+                        )
+                    )
+        comment = outcome.room_comment
+        if comment is not None:
+            self.sends.append(
+                await self.producer.send(
+                    self.settings.room_comments_topic,
+                    key=comment.room_id.encode(),
+                    value=orjson.dumps(comment._asdict()),
+                )
+            )
+
+    async def fire(self, fired: list[tuple[Fired, bytes]]) -> None:
+        """Fired triggers to `lifecycle-triggers`, keyed by their subject."""
+        for trigger, message in fired:
+            metrics.TRIGGERS.labels(trigger.rule).inc()
+            self.sends.append(
+                await self.producer.send(
+                    self.settings.topic_triggers, key=trigger.subject_id.encode(), value=message
+                )
+            )
+
+    def hold_documents(self, changed: dict[str, UserState]) -> None:
+        """Changed users whose documents go out with `publish_pending`."""
+        self.pending_docs.update(changed)
+
+    async def publish_pending(self, now: datetime) -> None:
+        if self.pending_docs:
+            users, self.pending_docs = list(self.pending_docs.values()), {}
+            await self.publish(users, now)
+
+    async def publish(self, users: list[UserState], now: datetime) -> None:
+        """Each user's score document to the compacted topic, and the triggers of rules on
+        model scores it fired."""
+        topic = self.settings.topic_scores
+        for document, row, fired in self.scorer.documents(users, now):
+            self.sink.add("user_scores", row)
+            for trigger, _ in fired:
+                self.sink.add("triggers", trigger_row(trigger, now))
+            await self.fire(fired)
+            self.sends.append(
+                await self.producer.send(
+                    topic, key=document.user_id.encode(), value=document.model_dump_json().encode()
+                )
+            )
+
+    async def reject(self, exc: Exception, tp: TopicPartition, record: Any) -> None:
+        """The record to dead-letters with why (a Rejection, or any other error as an internal
+        one)."""
+        rejection = exc if isinstance(exc, Rejection) else internal_error(exc)
+        metrics.DEAD_LETTERS.labels(tp.topic, rejection.reason).inc()
+        value = dead_letter(
+            rejection, tp.topic, tp.partition, record.offset, record.key, record.value
+        )
+        self.sends.append(
+            await self.producer.send(self.settings.topic_dead_letters, key=record.key, value=value)
+        )
