@@ -115,6 +115,8 @@ def reference_scores(
                 ref.refunds += 1
                 ref.monetary_cents -= cents
         _derive(rules, ref, clocks[partition_of(user_id)])
+        if ref.last_event_ms is None:  # every event of the user was refused (unknown orders)
+            del out[user_id]
     return out
 
 

@@ -38,15 +38,12 @@ def candidates(
 ) -> list[int]:
     """Sorted distinct times in [from_ms, until_ms] at which the stage may change."""
     points: set[int] = set()
-    spans = (0, rules.silent_ms, rules.churned_ms, rules.active_window_ms)
-    # An interaction's own time and its windows' ends; only interactions after
-    # from_ms - (the longest span) can put a point in the range.
-    start = bisect_left(interactions, from_ms - max(spans))
-    for x in interactions[start:]:
-        for span in spans:
-            point = x + span
-            if from_ms <= point <= until_ms:
-                points.add(point)
+    # An interaction's own time and its windows' ends: for each span, the interactions
+    # whose end falls in the range (found by bisection, so a short range costs little).
+    for span in (0, rules.silent_ms, rules.churned_ms, rules.active_window_ms):
+        low = bisect_left(interactions, from_ms - span)
+        high = bisect_right(interactions, until_ms - span)
+        points.update(x + span for x in interactions[low:high])
     if first_paid_ms is not None:
         point = first_paid_ms + rules.new_window_ms
         if from_ms <= point <= until_ms:
