@@ -5,7 +5,12 @@ fact with no event of its own (a user turning silent or churned) is announced, n
 event may be applied. A later event can still correct such a fact: the user's history is
 derived again and the correction published.
 
-Live records move the watermark to the latest event time seen. A backfill (records with the
+Live records move the watermark: it is the least of the latest event times of the topics
+that still have records to read (a topic read to its end does not hold it), as a watermark
+across several inputs is; with every topic read to its end, the latest time seen. So a topic
+read ahead of the others does not announce idle users that a slower topic's events would
+bring back (they would be corrected, but each correction is work and a published record).
+A backfill (records with the
 `lifecycle-backfill` header) is history loaded at full speed next to live traffic: it does
 not move the watermark to the present, and while a topic of the partition is being
 backfilled the watermark stays at the backfill's progress (the least of its topics' latest
@@ -25,7 +30,8 @@ class PartitionWatermark:
 
     def __init__(self, topics: tuple[str, ...] = ()) -> None:
         self.topics = topics  # the partition's input topics: all take part in a backfill
-        self.live_ms: int | None = None
+        self.live_ms: int | None = None  # latest live event time of any topic
+        self.live_by_topic: dict[str, int] = {}  # topic: latest live event time
         self.backfill_ms: dict[str, int] = {}  # topic: latest backfill event time seen
         self.backfilling: set[str] = set()  # topics with a backfill not ended yet
         self.history_ms: int | None = None  # latest backfill event time of any ended backfill
@@ -41,8 +47,13 @@ class PartitionWatermark:
             self.backfilling.add(topic)
             latest = self.backfill_ms.get(topic)
             self.backfill_ms[topic] = ts_ms if latest is None else max(latest, ts_ms)
-        elif self.live_ms is None or ts_ms > self.live_ms:
-            self.live_ms = ts_ms
+        else:
+            if self.live_ms is None or ts_ms > self.live_ms:
+                self.live_ms = ts_ms
+            if topic:  # ("" is what a worker taking the partition over knows it reached)
+                latest = self.live_by_topic.get(topic)
+                if latest is None or ts_ms > latest:
+                    self.live_by_topic[topic] = ts_ms
 
     def read_up(self, topic: str, at_end: bool) -> None:
         """Whether `topic` has been read to its end: one with nothing left to read and no
@@ -65,6 +76,7 @@ class PartitionWatermark:
         """The time up to which idle transitions are announced (epoch ms): the latest event
         time seen, held at a backfill's progress while one runs; None before any event, or
         while a backfilled topic has delivered nothing yet."""
+        live = self._live()
         if self.backfilling:
             waiting = [t for t in self.backfilling if t not in self.backfill_ms]
             if any(t not in self.read_to_end for t in waiting):
@@ -72,6 +84,11 @@ class PartitionWatermark:
             known = [self.backfill_ms[t] for t in self.backfilling if t in self.backfill_ms]
             if known:
                 progress = min(known)
-                return progress if self.live_ms is None else min(progress, self.live_ms)
-        known = [t for t in (self.live_ms, self.history_ms) if t is not None]
+                return progress if live is None else min(progress, live)
+        known = [t for t in (live, self.history_ms) if t is not None]
         return max(known) if known else None
+
+    def _live(self) -> int | None:
+        """The live part: the least latest time of the topics with records still to read."""
+        behind = [ts for t, ts in self.live_by_topic.items() if t not in self.read_to_end]
+        return min(behind) if behind else self.live_ms

@@ -95,8 +95,9 @@ def test_any_arrival_order_gives_the_reference(
             continue  # a refund before its payment arrived, an order paid twice differently
         accepted.append((topic, raw))
     for partition in range(PARTITIONS):
-        for topic in SETTINGS.input_topics:
+        for topic in SETTINGS.input_topics:  # everything read: as the worker sees it then
             scorer.watermark(partition).end_backfill(topic)
+            scorer.watermark(partition).read_up(topic, at_end=True)
         scorer.sweep(partition, now=NOW, documents=False)
     references = reference_scores(accepted, SETTINGS, partition_of, now=NOW)
     for user_id, ref in references.items():

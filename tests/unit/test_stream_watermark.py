@@ -5,11 +5,15 @@ from __future__ import annotations
 from pipeline.stream.watermark import PartitionWatermark
 
 
-def test_live_events_move_it_to_the_latest_time_seen() -> None:
+def test_live_events_move_it_to_the_latest_time_seen_once_read_up() -> None:
     mark = PartitionWatermark()
     assert mark.value() is None
     mark.observe("live", 500)
-    mark.observe("order", 300)  # late: the watermark does not go back
+    mark.observe("order", 300)
+    mark.read_up("live", at_end=True)
+    mark.read_up("order", at_end=True)
+    assert mark.value() == 500
+    mark.observe("order", 200)  # late: the watermark does not go back
     assert mark.value() == 500
 
 
@@ -52,3 +56,15 @@ def test_a_topic_with_no_backfill_record_yet_holds_it_until_read_to_its_end() ->
     assert mark.value() is None  # chat's place in the backfill is unknown
     mark.read_up("chat", at_end=True)
     assert mark.value() == 100
+
+
+def test_a_topic_with_records_still_to_read_holds_the_live_watermark() -> None:
+    mark = PartitionWatermark(("live", "order"))
+    mark.observe("live", 900)
+    mark.observe("order", 300)
+    assert mark.value() == 300  # order is behind and has more to read
+    mark.read_up("order", at_end=True)
+    assert mark.value() == 900  # read to its end: it does not hold
+    mark.read_up("order", at_end=False)
+    mark.observe("order", 950)
+    assert mark.value() == 900
