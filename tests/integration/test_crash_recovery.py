@@ -56,14 +56,14 @@ def partition_of(partitions: int) -> Any:
     return lambda user_id: (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
 
 
-def send(running: Running, messages: list[Message]) -> None:
+def send(running: Running, messages: list[Message]) -> int:
     """Months of history go in as a backfill (its topics are read far apart; the end markers
-    let the watermark on)."""
+    let the watermark on); returns the records written, end markers included."""
     backfill = f"history-{uuid.uuid4().hex[:6]}"
     with EventProducer(running.settings.kafka_bootstrap, backfill_id=backfill) as producer:
         for topic, key, value in messages:
             producer.send_raw(topic, value, key=key)
-        producer.end_backfill()
+        return len(messages) + producer.end_backfill()
 
 
 @pytest.fixture
