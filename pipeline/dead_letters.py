@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.rows import EVENT_TEXT_FIELDS
 from schemas.validation import Rejection
 from sinks.base import RefusedRow, Row
 
@@ -40,18 +41,6 @@ def dead_letter(
 
 SINK_REJECTED = "sink_rejected"
 
-# Columns of an `events` row that carry an event's own fields (as text, "" when absent).
-_EVENT_TEXT_FIELDS = (
-    "room_id",
-    "session_id",
-    "group_id",
-    "order_id",
-    "currency",
-    "channel",
-    "campaign_id",
-    "trigger_id",
-    "text",
-)
 _INT64 = range(-(2**63), 2**64)
 
 
@@ -85,7 +74,7 @@ def _event_of(row: Row) -> dict[str, Any]:
         "user_id": row.get("user_id"),
         "ts": row.get("ts_ms"),
     }
-    for name in _EVENT_TEXT_FIELDS:
+    for name in EVENT_TEXT_FIELDS:
         if row.get(name):
             event[name] = row[name]
     if row.get("order_id"):  # an order: its amount counts even when 0 (a free order)

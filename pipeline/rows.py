@@ -12,7 +12,8 @@ from pipeline.domain.state import Fact, Transition
 from schemas.events import AnyEvent
 from schemas.scores import ScoreDocument
 
-_TEXT_FIELDS = (
+# Columns of an `events` row that carry an event's own text fields ("" when absent).
+EVENT_TEXT_FIELDS = (
     "room_id",
     "session_id",
     "group_id",
@@ -40,7 +41,7 @@ def event_row(topic: str, event: AnyEvent, fact: Fact, received_at: datetime) ->
         "seconds": float(fields.get("seconds") or 0.0),
         "props": orjson.dumps(event.props).decode() if event.props else "",
     }
-    for name in _TEXT_FIELDS:
+    for name in EVENT_TEXT_FIELDS:
         row[name] = fields.get(name) or ""
     return row
 

@@ -124,6 +124,20 @@ def worker_metric(running: Running, name: str) -> float:
     return metric_at(running.settings.worker_metrics_port, name)
 
 
+def books(running: Running) -> tuple[float, float]:
+    """The worker's events in, and events scored + duplicates + dead letters (equal once
+    every event read is accounted for)."""
+    accounted = sum(
+        worker_metric(running, name)
+        for name in (
+            "lifecycle_events_scored_total",
+            "lifecycle_duplicates_total",
+            "lifecycle_dead_letters_total",
+        )
+    )
+    return worker_metric(running, "lifecycle_events_in_total"), accounted
+
+
 def wait_worker_assigned(running: Running) -> None:
     def assigned() -> bool:
         assert running.worker.alive(), f"worker exited:\n{running.worker.tail()}"

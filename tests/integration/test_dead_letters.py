@@ -15,6 +15,7 @@ from pipeline.demo import topics_of
 from schemas.client import EventProducer
 from tests.integration.conftest import (
     Running,
+    books,
     chdb_pipeline,
     wait_worker_assigned,
     worker_metric,
@@ -131,15 +132,7 @@ def test_every_rejection_reason_reaches_dead_letters(running: Running) -> None:
 
 
 def _balanced(running: Running) -> bool:
-    events_in = worker_metric(running, "lifecycle_events_in_total")
-    accounted = sum(
-        worker_metric(running, name)
-        for name in (
-            "lifecycle_events_scored_total",
-            "lifecycle_duplicates_total",
-            "lifecycle_dead_letters_total",
-        )
-    )
+    events_in, accounted = books(running)
     return events_in > 0 and events_in == accounted
 
 

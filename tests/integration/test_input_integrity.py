@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.demo import topics_of
 from schemas.client import EventProducer
-from tests.integration.conftest import Running, chdb_pipeline, worker_metric
+from tests.integration.conftest import Running, books, chdb_pipeline, worker_metric
 from tests.integration.parts import read_all, wait_until
 
 pytestmark = pytest.mark.integration
@@ -168,15 +168,7 @@ def test_the_books_balance(running: Running) -> None:
     dead_letters(running)
 
     def balanced() -> bool:
-        events_in = worker_metric(running, "lifecycle_events_in_total")
-        accounted = sum(
-            worker_metric(running, name)
-            for name in (
-                "lifecycle_events_scored_total",
-                "lifecycle_duplicates_total",
-                "lifecycle_dead_letters_total",
-            )
-        )
+        events_in, accounted = books(running)
         return events_in == len(SENT) == accounted
 
     wait_until(balanced, 15, "in == scored + duplicates + dead letters")
