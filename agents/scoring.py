@@ -37,12 +37,19 @@ from agents.outputs import ScoringOutputs
 from agents.partitions import OwnedPartition, recover_partition, take_changes
 from pipeline import metrics
 from pipeline.domain.state import UserState
-from pipeline.scorer import Scorer
+from pipeline.scorer import Prepared, Scorer
 from pipeline.settings import Settings
 from schemas.headers import is_backfill, is_end_marker
 from sinks.base import BatchingSink
 
 log = logging.getLogger(__name__)
+
+# (event time ms, position in the batch, topic partition, record, the validated event, backfill)
+_Entry = tuple[int, int, TopicPartition, Any, Prepared, bool]
+
+
+def _by_event_time(entry: _Entry) -> tuple[int, int]:
+    return entry[0], entry[1]
 
 
 class ScoringEngine(BatchEngine):
@@ -103,36 +110,24 @@ class ScoringEngine(BatchEngine):
     # -- the batch -------------------------------------------------------------------------
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        """Validate and apply each record as it comes (no waiting for other topics: a late
+        """Validate each record and apply the batch's events of each partition in event-time
+        order (only the batch in hand is ordered: nothing waits for other topics, and a late
         event derives its user's history again), then announce the idle transitions each
         partition's watermark has passed."""
         scorer, outputs = self.scorer, self.outputs
         now = datetime.now(tz=UTC)
-        seen: Counter[str] = Counter()
         changed: dict[str, UserState] = {}
         scored: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
         apply_event = scorer.apply_event
-        for tp, records in batches.items():
-            owned = self.partitions.get(tp.partition)
-            if owned is None or not records:
-                continue
-            seen[tp.topic] += len(records)
-            partition = tp.partition
+        for partition, entries, ended in await self._prepared(batches, now):
             watermark = scorer.watermark(partition)
-            for record in records:
-                headers = record.headers
-                if headers and is_end_marker(headers):
-                    seen[tp.topic] -= 1  # a backfill's end marker: not an event
-                    watermark.end_backfill(tp.topic)
-                    continue
+            for _, _, tp, record, prepared, history in sorted(entries, key=_by_event_time):
                 try:
-                    prepared = scorer.prepare(tp.topic, record.value or b"", now)
                     outcome = apply_event(prepared, partition, now, document=False)
                 except Exception as exc:
                     await outputs.reject(exc, tp, record)
                     continue
-                history = bool(headers) and is_backfill(headers)
                 watermark.observe(tp.topic, prepared.fact.ts_ms, history)
                 if outcome.duplicate:
                     duplicates[tp.topic] += 1
@@ -143,9 +138,8 @@ class ScoringEngine(BatchEngine):
                 outputs.record(outcome, changed)
                 if outcome.fired or outcome.room_comment is not None or outcome.transitions:
                     await outputs.send(outcome)
-            owned.offsets.read(tp, records[-1].offset + 1)
-        for topic, count in seen.items():
-            metrics.EVENTS_IN.labels(topic).inc(count)
+            for topic in ended:  # a backfill's end marker comes after its events
+                watermark.end_backfill(topic)
         # Idle users whose silent or churned time the watermark has passed.
         for tp, read_to, highwater in self._reading():
             scorer.watermark(tp.partition).read_up(tp.topic, read_to >= highwater)
@@ -169,6 +163,38 @@ class ScoringEngine(BatchEngine):
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
+
+    async def _prepared(
+        self, batches: dict[TopicPartition, list[Any]], now: datetime
+    ) -> list[tuple[int, list[_Entry], list[str]]]:
+        """The batch's valid events by owned partition (invalid ones to dead-letters), with
+        the topics whose backfill ended; the records count as read."""
+        by_partition: dict[int, tuple[list[_Entry], list[str]]] = {}
+        seen: Counter[str] = Counter()
+        prepare = self.scorer.prepare
+        for tp, records in batches.items():
+            owned = self.partitions.get(tp.partition)
+            if owned is None or not records:
+                continue
+            entries, ended = by_partition.setdefault(tp.partition, ([], []))
+            seen[tp.topic] += len(records)
+            for record in records:
+                headers = record.headers
+                if headers and is_end_marker(headers):
+                    seen[tp.topic] -= 1  # a backfill's end marker: not an event
+                    ended.append(tp.topic)
+                    continue
+                try:
+                    prepared = prepare(tp.topic, record.value or b"", now)
+                except Exception as exc:
+                    await self.outputs.reject(exc, tp, record)
+                    continue
+                history = bool(headers) and is_backfill(headers)
+                entries.append((prepared.fact.ts_ms, len(entries), tp, record, prepared, history))
+            owned.offsets.read(tp, records[-1].offset + 1)
+        for topic, count in seen.items():
+            metrics.EVENTS_IN.labels(topic).inc(count)
+        return [(p, entries, ended) for p, (entries, ended) in by_partition.items()]
 
     def _reading(self) -> list[tuple[TopicPartition, int, int]]:
         assert self.consumer is not None

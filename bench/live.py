@@ -281,3 +281,33 @@ async def recovery(
         await producer.stop()
         await probe.stop()
     return time.perf_counter() - killed
+
+
+async def first_event(
+    settings: Settings,
+    base_url: str,
+    key: str,
+    restart: Callable[[], None],
+    assigned: Callable[[], float],
+    limit_s: float,
+) -> float:
+    """Milliseconds from the first event after a fresh start to its user served by the API:
+    the worker is restarted and has its partitions (recovered, reading) before the event is
+    sent, so this is what a new event waits for in a worker that has just started."""
+    restart()
+    deadline = time.monotonic() + limit_s
+    wanted = len(settings.input_topics) * settings.topic_partitions
+    while assigned() < wanted:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the restarted worker had no partitions after {limit_s} s")
+        await asyncio.sleep(0.1)  # polling the worker's metrics, with a deadline
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    probe = Probe(settings, base_url, key)
+    await probe.start()
+    try:
+        async with httpx.AsyncClient(base_url=base_url, headers=probe.headers) as client:
+            return await probe.measure(producer, client, f"first-{time.time_ns()}", limit_s)
+    finally:
+        await producer.stop()
+        await probe.stop()

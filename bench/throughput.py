@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from bench.live import (
+    first_event,
     recovery,
     reference_check,
     rss_mb,
@@ -258,6 +259,7 @@ def throughput(worker: Counted, expected: int) -> dict[str, float]:
         )  # fmt: skip
     samples: list[tuple[float, float]] = [(worker.started, 0.0)]
     durable: list[tuple[float, float]] = [(worker.started, 0.0)]
+    base_rss = 0.0  # the worker's resident memory at its first scored event
     while durable[-1][1] < expected:
         if time.perf_counter() - worker.started > 1800:
             raise RuntimeError(f"only {durable[-1][1]} of {expected} events after 30 minutes")
@@ -265,6 +267,8 @@ def throughput(worker: Counted, expected: int) -> dict[str, float]:
         now = time.perf_counter()
         samples.append((now, worker.processed()))
         durable.append((now, worker.committed()))
+        if not base_rss and samples[-1][1] > 0:
+            base_rss = rss_mb(worker.proc.pid)[0]
     if spy is not None:
         spy.wait(120)
     if os.environ.get("BENCH_DEBUG"):
@@ -287,6 +291,7 @@ def throughput(worker: Counted, expected: int) -> dict[str, float]:
         "seconds": t_all - t10,
         "events_per_s": 0.9 * expected / (t_all - t10),
         "scored_events_per_s": 0.8 * expected / (t90 - t10),
+        "base_rss_mb": base_rss,
     }
 
 
@@ -380,6 +385,23 @@ def main() -> None:
             worker = Worker(env, metrics_port, tmp / "worker-2.log")
 
         recovery_s = asyncio.run(recovery(settings, base_url, "bench", restart, 180))
+        log("first event after a fresh start")
+
+        def fresh_start() -> None:
+            nonlocal worker
+            assert worker is not None
+            worker.stop(signal.SIGTERM)
+            worker = Worker(env, metrics_port, tmp / "worker-3.log")
+
+        def assigned() -> float:
+            try:
+                return metric(metrics_port, "lifecycle_worker_assigned_partitions")
+            except httpx.HTTPError:
+                return 0.0
+
+        first_ms = asyncio.run(
+            first_event(settings, base_url, "bench", fresh_start, assigned, 180)
+        )
         result: dict[str, Any] = {
             "events": len(messages),
             "users": args.users,
@@ -405,8 +427,12 @@ def main() -> None:
             "trigger_p99_ms": round(triggers["trigger_p99_ms"], 1),
             "startup_s": round(rate["startup_s"], 2),
             "recovery_s": round(recovery_s, 2),
+            "first_event_ms": round(first_ms, 1),
             "state_bytes_per_user": round(state_bytes),
             "rss_mb": round(rss, 1),
+            # The resident memory the users add: after the load, less the worker's own at its
+            # first scored event (interpreter, libraries, chDB, buffers), per owned user.
+            "rss_per_user_kb": round((rss - rate["base_rss_mb"]) * 1024 / len(references), 2),
             "rss_peak_mb": round(rss_peak, 1),
             "reference": "equal" if not wrong else f"{len(wrong)} users differ",
         }

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from pipeline.domain import sentiment_lexicon as lex
@@ -224,8 +225,23 @@ def raw_score(text: str) -> float:
     return total * (1.0 + EXCLAMATION_BOOST * min(text.count("!"), 4))
 
 
+# Live comments repeat a lot ("666", "好看", "买了"): short texts' results are kept.
+CACHED_TEXT_LENGTH = 64
+
+
 def classify(text: str) -> Sentiment:
     """The sentiment of one chat message or live comment (any length; empty is neutral)."""
+    if len(text) <= CACHED_TEXT_LENGTH:
+        return _classify_short(text)
+    return _classify(text)
+
+
+@lru_cache(maxsize=65_536)
+def _classify_short(text: str) -> Sentiment:
+    return _classify(text)
+
+
+def _classify(text: str) -> Sentiment:
     s = raw_score(text)
     score = s / math.hypot(s, math.sqrt(ALPHA))
     if score >= NEUTRAL_BAND:
