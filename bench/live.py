@@ -4,6 +4,7 @@ point reads under that load, the reference check, state size, memory, and recove
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -118,6 +119,12 @@ def rss_mb(pid: int) -> tuple[float, float]:
         name, _, value = line.partition(":")
         fields[name] = value.strip()
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, in seconds (`/proc/pid/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Probe:

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from bench.live import (
+    cpu_seconds,
     first_event,
     recovery,
     reference_check,
@@ -241,22 +242,27 @@ class Counted(Protocol):
     def committed(self) -> float: ...
 
 
+def profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the worker without stopping it, when `BENCH_PROFILE` names a file and
+    `BENCH_PROFILE_PHASE` (`run`, the default, or `load`) is this phase: collapsed stacks."""
+    profile = os.environ.get("BENCH_PROFILE")
+    if not profile or os.environ.get("BENCH_PROFILE_PHASE", "run") != phase:
+        return None
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format",
+         "raw", "-r", "100", "-d", os.environ.get("BENCH_PROFILE_SECONDS", "40"),
+         "-o", profile, "--pid", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def throughput(worker: Counted, expected: int) -> dict[str, float]:
     """Start-up (to the first 1% of the events scored), and the rate from 10% of the events
     scored to all of them durable (documents published, rows written, state in the changelog,
     offsets committed: the last checkpoint is part of the work). Also the rate at which events
     are scored from 10% to 90%, which does not wait for checkpoints. From the worker's metrics
     polled twice a second, interpolated."""
-    profile = os.environ.get("BENCH_PROFILE")
-    spy = None
-    if profile:
-        # py-spy samples the running worker without stopping it: collapsed stacks to `profile`.
-        spy = subprocess.Popen(
-            [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format",
-             "raw", "-r", "100", "-d", os.environ.get("BENCH_PROFILE_SECONDS", "40"),
-             "-o", profile, "--pid", str(worker.proc.pid)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    spy = profiler(worker.proc.pid, "run")
     samples: list[tuple[float, float]] = [(worker.started, 0.0)]
     durable: list[tuple[float, float]] = [(worker.started, 0.0)]
     base_rss = 0.0  # the worker's resident memory at its first scored event
@@ -371,10 +377,23 @@ def main() -> None:
         triggers = asyncio.run(trigger_latency(settings, args.latency_orders, 20.0))
         log(f"steady load at half the measured rate ({rate['events_per_s'] / 2:.0f}/s)")
         templates = [(t, orjson.loads(v)) for t, _, v in messages[-20_000:]]
+        spy = profiler(worker.proc.pid, "load")
+        # Where the cores went during the load: each process's CPU time over the load's.
+        processes = {"worker": worker.proc.pid, "api": api.pid, "broker": broker.pid,
+                     "bench": os.getpid()}  # fmt: skip
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        load_began = time.perf_counter()
         (tmp / "users.txt").write_text("\n".join(sorted(references)))
         load = asyncio.run(steady_load(settings, base_url, "bench", templates,
                                        rate["events_per_s"] / 2,
                                        args.load_seconds, tmp / "users.txt"))  # fmt: skip
+        load_wall = time.perf_counter() - load_began
+        load_cpu = {
+            name: round((cpu_seconds(pid) - cpu_before[name]) / load_wall, 2)
+            for name, pid in processes.items()
+        }
+        if spy is not None:
+            spy.wait(120)
         rss, rss_peak = rss_mb(worker.proc.pid)
         log("recovery after SIGKILL")
         killed = worker
@@ -399,9 +418,7 @@ def main() -> None:
             except httpx.HTTPError:
                 return 0.0
 
-        first_ms = asyncio.run(
-            first_event(settings, base_url, "bench", fresh_start, assigned, 180)
-        )
+        first_ms = asyncio.run(first_event(settings, base_url, "bench", fresh_start, assigned, 180))
         result: dict[str, Any] = {
             "events": len(messages),
             "users": args.users,
@@ -415,6 +432,7 @@ def main() -> None:
             "ratio_to_raw": round(rate["events_per_s"] / raw["events_per_s"], 3),
             "ratio_to_peer": round(rate["events_per_s"] / peer["events_per_s"], 3),
             "load_events_per_s": round(load["load_events"] / args.load_seconds),
+            "load_cpu_cores": load_cpu,
             "e2e_p50_ms": round(load["e2e_p50_ms"], 1),
             "e2e_p99_ms": round(load["e2e_p99_ms"], 1),
             "publish_p50_ms": round(load["publish_p50_ms"], 1),

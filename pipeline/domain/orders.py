@@ -50,7 +50,7 @@ def check(state: UserState, fact: Fact) -> Verdict:
     Returns "apply", or "duplicate_order" for a payment of an order already paid with the
     same amount (a retry under a new event id: it changes nothing). Raises OrderRefused for
     a payment of an order already paid with another amount (`conflicting_order`) and for a
-    refund of an order the ledger does not hold (`unknown_order`).
+    refund of an order the ledger does not hold or dated before its payment (`unknown_order`).
     """
     if fact.type not in (PAID, REFUNDED) or fact.order_id is None:
         return "apply"
@@ -70,6 +70,14 @@ def check(state: UserState, fact: Fact) -> Verdict:
             UNKNOWN_ORDER,
             f"refund of order {fact.order_id}, which this user was not seen paying (or paid "
             "before the order ledger's horizon): send the payment first",
+        )
+    if fact.ts_ms < entry[TS_AT]:
+        # Whatever order the two arrive in: a refund dated before its payment refunds an
+        # order that was not paid yet at its time.
+        raise OrderRefused(
+            UNKNOWN_ORDER,
+            f"refund of order {fact.order_id} is dated before the order's payment "
+            f"({fact.ts_ms} ms < {entry[TS_AT]} ms, event time)",
         )
     return "apply"
 

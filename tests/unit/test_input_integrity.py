@@ -109,6 +109,22 @@ def test_a_refund_of_an_order_never_seen_is_refused_and_changes_nothing(scorer: 
     assert scorer.store.get("u1") is None  # no user made up from it, monetary never -50.00
 
 
+def test_a_refund_dated_before_its_payment_is_refused_whatever_the_arrival_order(
+    scorer: Scorer,
+) -> None:
+    # Paid at TS, refunded at TS - 1 s: the order was not paid yet at the refund's time (as
+    # the reference scorer, which reads events in event-time order, says too).
+    score(scorer, order("bp1", "o-8", "40.00"))
+    late = rejected(scorer, order("bp2", "o-8", "40.00", type="order_refunded", ts=TS - 1000))
+    assert (late.reason, late.field) == ("unknown_order", "order_id")
+    assert "dated before" in late.detail
+    doc = user(scorer)
+    assert (doc["monetary"], doc["refund_count"]) == (40.0, 0)
+    # At the payment's own time it is a refund.
+    score(scorer, order("bp3", "o-8", "40.00", type="order_refunded", ts=TS))
+    assert (user(scorer)["monetary"], user(scorer)["refund_count"]) == (0.0, 1)
+
+
 def test_free_orders_count_in_frequency_and_recency_not_in_order_value(scorer: Scorer) -> None:
     score(scorer, order("f1", "o-free", "0"))
     doc = user(scorer)
