@@ -7,21 +7,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from pipeline.dedup import Dedup
 from pipeline.domain import orders
 from pipeline.domain.document import score_document
 from pipeline.domain.facts import AmountOutOfRange, to_fact
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import (
-    Fact,
-    Transition,
-    UserState,
-    advance,
-    apply,
-    event_digest,
-    seen_at,
-    seen_payload,
-)
+from pipeline.domain.state import Fact, Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.enrich import Enricher
@@ -32,11 +24,7 @@ from pipeline.stream.watermark import PartitionWatermark
 from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
 from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
-from schemas.validation import (
-    CONFLICTING_DUPLICATE,
-    INVALID_AMOUNT,
-    Rejection,
-)
+from schemas.validation import INVALID_AMOUNT, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +66,10 @@ class Outcome:
     room_comment: RoomComment | None = None
 
 
+def _encoded(fired: list[Fired], now: datetime) -> list[tuple[Fired, bytes]]:
+    return [(f, encode_trigger(f, now)) for f in fired]
+
+
 def rules_from(settings: Settings) -> StageRules:
     return StageRules(
         active_window_days=settings.active_window_days,
@@ -106,7 +98,7 @@ class Scorer:
             horizon_ms=int(settings.order_ledger_days * 86_400_000),
             max_orders=settings.order_ledger_max_orders,
         )
-        self.dedup_horizon_ms = int(settings.dedup_horizon_days * 86_400_000)
+        self.dedup = Dedup(settings)
         self.trigger_max_age_ms = int(settings.trigger_max_age_seconds * 1000)
         self.lateness_ms = int(settings.lateness_seconds * 1000)
         self.store = store if store is not None else UserStore()
@@ -195,13 +187,9 @@ class Scorer:
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         for user in users:
             document = self.document(user, now)
-            fired = self._encoded(self.triggers.on_document(user, document), now)
+            fired = _encoded(self.triggers.on_document(user, document), now)
             out.append((document, score_row(document), fired))
         return out
-
-    @staticmethod
-    def _encoded(fired: list[Fired], now: datetime) -> list[tuple[Fired, bytes]]:
-        return [(f, encode_trigger(f, now)) for f in fired]
 
     def _outcome(
         self,
@@ -219,7 +207,7 @@ class Scorer:
             doc = self.document(user, now)
             rows.append(("user_scores", score_row(doc)))
             fired = fired + self.triggers.on_document(user, doc)
-        encoded = self._encoded(fired, now)
+        encoded = _encoded(fired, now)
         rows += [("triggers", trigger_row(f, now)) for f, _ in encoded]
         return Outcome(document=doc, transitions=transitions, rows=rows, user=user, fired=encoded)
 
@@ -271,8 +259,7 @@ class Scorer:
         topic, event, fact = prepared
         user = self._load(event.user_id)
         digest = event_digest(event.event_id)
-        if user.has_seen(digest):
-            self._check_reuse(user.seen_ids[digest], fact, event.event_id)
+        if self.dedup.seen(user, digest, fact, event.event_id):
             # A resend, or a replay after a crash: the state has it already. Its row is written
             # again (the table collapses repeated rows), in case a crash lost the sink's buffer.
             rows = [("events", event_row(topic, event, fact, now))]
@@ -285,7 +272,7 @@ class Scorer:
             # The same payment under a new event id: nothing changes, and no row is written
             # (the events table would count the order twice). Its id is remembered, so a
             # resend of it is a plain duplicate.
-            self._remember(user, digest, fact)
+            self.dedup.remember(user, digest, fact)
             self.store.put(user, partition)
             return Outcome(document=None, transitions=[], duplicate=True, duplicate_order=True)
         self._timers(partition)  # this partition's users are in the population models
@@ -310,7 +297,7 @@ class Scorer:
         )
         fired += self.triggers.on_transitions(user, [t for t in current if t.at_ms < fact.ts_ms])
         fired += self.triggers.on_event(user, fact, [t for t in current if t.at_ms >= fact.ts_ms])
-        self._remember(user, digest, fact)
+        self.dedup.remember(user, digest, fact)
         self.store.put(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
@@ -325,30 +312,6 @@ class Scorer:
                 fact.room_id, event.event_id, fact.ts_ms, label == "negative", user.user_id
             )
         return outcome
-
-    def _remember(self, user: UserState, digest: int, fact: Fact) -> None:
-        settings = self.settings
-        user.remember(
-            digest,
-            fact.ts_ms,
-            self.dedup_horizon_ms,
-            settings.dedup_max_ids,
-            settings.dedup_min_ids,
-            payload=fact.payload,
-        )
-
-    @staticmethod
-    def _check_reuse(packed: int, fact: Fact, event_id: str) -> None:
-        """Raise `conflicting_duplicate` when a seen event id comes with another payload."""
-        first = seen_payload(packed)
-        if first and fact.payload and first != fact.payload:
-            at = datetime.fromtimestamp(seen_at(packed) / 1000, tz=UTC).isoformat()
-            raise Rejection(
-                CONFLICTING_DUPLICATE,
-                "event_id",
-                f"event_id {event_id} was used already (event time {at}) for an event with "
-                "another payload: a producer reusing ids, not a retry",
-            )
 
     def score(
         self,
