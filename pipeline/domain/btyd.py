@@ -10,12 +10,20 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betaln, expit, gammaln
+
+from pipeline.domain.hypergeometric import future
 
 Array = npt.NDArray[np.float64]
 F = TypeVar("F", float, npt.NDArray[Any])
 
 MIN_CUSTOMERS = 10
+# Where a BG/NBD fit is accepted (rate shape r and scale alpha, dropout Beta a and b, in any
+# time unit): the predictions are proven finite and right over this box against a
+# high-precision evaluation (tests/unit/test_btyd_numerics.py). A fit outside it has run to
+# a degenerate corner (no dropout, a population of one rate): a FitError, and the last good
+# parameters stay.
+BGNBD_BOUNDS = {"r": (1e-3, 1e4), "alpha": (1e-3, 1e4), "a": (1e-2, 1e4), "b": (1e-2, 1e4)}
 _LOG_BOUND = 15.0  # log-parameters are kept in [-15, 15] while fitting
 
 
@@ -143,7 +151,8 @@ def fit_bgnbd(
 
     ``l2_penalty`` adds ``l2_penalty * sum(log(param) ** 2)`` to the mean negative
     log-likelihood per customer. Raises FitError with fewer than 10 customers, with no
-    repeat purchase at all, or when the optimiser fails or a parameter runs off to a bound.
+    repeat purchase at all, when the optimiser fails or a parameter runs off to a bound, and
+    when the fit is degenerate (outside `BGNBD_BOUNDS`).
     """
     d = _bgnbd_data(x, t_x, T)
     xa, Ta = d.x, d.T
@@ -160,7 +169,15 @@ def fit_bgnbd(
         return -float(np.mean(_bgnbd_ll(p[0], p[1], p[2], p[3], d)))
 
     r, alpha, a, b = _fit(neg_mean_ll, start, l2_penalty, "BG/NBD")
-    return BgNbdParams(float(r), float(alpha), float(a), float(b), time_unit)
+    fitted = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
+    outside = [
+        f"{name} = {value:.4g} outside [{BGNBD_BOUNDS[name][0]:g}, {BGNBD_BOUNDS[name][1]:g}]"
+        for name, value in fitted.items()
+        if not BGNBD_BOUNDS[name][0] <= value <= BGNBD_BOUNDS[name][1]
+    ]
+    if outside:
+        raise FitError(f"BG/NBD fit is degenerate: {', '.join(outside)}")
+    return BgNbdParams(**fitted, time_unit=time_unit)
 
 
 def p_alive(params: BgNbdParams, x: F, t_x: F, T: F) -> F:
@@ -172,24 +189,15 @@ def p_alive(params: BgNbdParams, x: F, t_x: F, T: F) -> F:
     return _out(np.where(xa > 0, expit(-log_odds), 1.0), x)
 
 
-def _future(params: BgNbdParams, x: Array, T: Array, t: Array, a: float | None = None) -> Array:
-    """Expected purchases in (T, T + t] of a customer alive at T after x repeat purchases.
-
-    (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)] with
-    z = t/(alpha+T+t); the 2F1 term goes through Euler's transformation, which stays finite
-    for large x: (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z).
-    """
-    r, alpha, b, a = params.r, params.alpha, params.b, params.a if a is None else a
-    if abs(a - 1.0) < 1e-6:  # the closed form is 0/0 at a == 1: mean of both sides instead
-        return (_future(params, x, T, t, 1.0 - 1e-5) + _future(params, x, T, t, 1.0 + 1e-5)) / 2
-    z = t / (alpha + T + t)
-    c = a + b + x - 1.0
-    hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-    bad = ~np.isfinite(hyp)  # SciPy fails when c - a - b is an integer and c is large: nudge
-    if np.any(bad):
-        hyp = np.where(bad, hyp2f1(a + b - 1.0 - r + 1e-9, a - 1.0, c, z), hyp)
-    hyp = (1.0 - z) ** (a - 1.0) * hyp
-    return cast(Array, c / (a - 1.0) * (1.0 - hyp))
+def _future(params: BgNbdParams, x: Array, T: Array, t: Array) -> Array:
+    """Expected purchases in (T, T + t] of a customer alive at T after x repeat purchases,
+    element by element (`hypergeometric.future`: finite and right over `BGNBD_BOUNDS`)."""
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    xa, Ta, ta = np.broadcast_arrays(_arr(x), _arr(T), _arr(t))
+    out = np.empty(xa.shape)
+    for i in np.ndindex(xa.shape):
+        out[i] = future(r, alpha, a, b, float(xa[i]), float(Ta[i]), float(ta[i]))
+    return out
 
 
 def expected_purchases_new(params: BgNbdParams, t: F) -> F:
@@ -200,6 +208,15 @@ def expected_purchases_new(params: BgNbdParams, t: F) -> F:
 
 def expected_purchases(params: BgNbdParams, t: float | F, x: F, t_x: F, T: F) -> F:
     """Expected purchases in (T, T + t] given the history (x, t_x, T): P(alive) x future."""
+    if not any(np.ndim(v) for v in (t, x, t_x, T)):  # one customer: no arrays
+        xs, ts, Ts = float(x), float(t_x), float(T)
+        alive = 1.0
+        if xs > 0:
+            r, alpha, a, b = params.r, params.alpha, params.a, params.b
+            log_odds = math.log(a / (b + xs - 1)) + (r + xs) * math.log((alpha + Ts) / (alpha + ts))
+            alive = float(expit(-log_odds))
+        value = alive * future(params.r, params.alpha, params.a, params.b, xs, Ts, float(t))
+        return value  # type: ignore[return-value]
     xa, ta, Ta, tt = np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T), _arr(t))
     return _out(_future(params, xa, Ta, tt) * _arr(p_alive(params, xa, ta, Ta)), x)
 
@@ -237,8 +254,9 @@ def fit_gamma_gamma(
 ) -> GammaGammaParams:
     """Maximum-likelihood Gamma-Gamma parameters from customers with x > 0.
 
-    ``l2_penalty`` as in `fit_bgnbd`. Raises FitError with fewer than 10 such customers or
-    when the optimiser fails or a parameter runs off to a bound.
+    ``l2_penalty`` as in `fit_bgnbd`. Raises FitError with fewer than 10 such customers,
+    when the optimiser fails or a parameter runs off to a bound, and when q <= 1 (no finite
+    expected order value: the last good parameters are kept).
     """
     xa, ma = _gg_data(x, mean_value)
     if xa.size < MIN_CUSTOMERS:
@@ -249,6 +267,8 @@ def fit_gamma_gamma(
         return -float(np.mean(_gg_ll(p[0], p[1], p[2], xa, ma)))
 
     p, q, v = _fit(neg_mean_ll, start, l2_penalty, "Gamma-Gamma")
+    if q <= 1:  # the population's mean order value p v / (q - 1) would be infinite
+        raise FitError(f"Gamma-Gamma fit is degenerate: q = {q:.4g} <= 1 (infinite mean value)")
     return GammaGammaParams(float(p), float(q), float(v))
 
 

@@ -249,6 +249,28 @@ def test_data_without_information_is_a_fit_error() -> None:
         fit_gamma_gamma(np.ones(30), np.full(30, 10.0))
 
 
+def test_a_population_that_never_drops_out_is_a_degenerate_fit_error() -> None:
+    # Every customer buys weekly up to the end: the likelihood runs to no dropout (a -> 0)
+    # and one shared rate (r, alpha -> infinity), the fit the demo once made (r 3372, alpha
+    # 27456, a 0.0025), with which every buyer looked alive and busy.
+    rng = np.random.default_rng(0)
+    T = rng.uniform(30, 200, 500)
+    x = np.floor(T / 7)
+    with pytest.raises(FitError, match=r"degenerate: r = .* outside \[0\.001, 10000\]"):
+        fit_bgnbd(x, x * 7, T)
+
+
+def test_heavy_tailed_order_values_are_a_fit_error_not_an_infinite_mean() -> None:
+    # Order values with a Pareto(0.5) tail (a few whales): the maximum-likelihood q falls
+    # below 1, where the population's mean order value p v / (q - 1) is infinite and every
+    # CLV would be an error; the fit says so and the last good parameters are kept.
+    rng = np.random.default_rng(0)
+    x = 1 + rng.poisson(2.0, 3000)
+    mean_value = rng.gamma(2.0, 1.0, 3000) * 10 * (1 + rng.pareto(0.5, 3000))
+    with pytest.raises(FitError, match=r"degenerate: q = 0\.\d+ <= 1"):
+        fit_gamma_gamma(x, mean_value)
+
+
 def test_invalid_inputs_are_rejected() -> None:
     with pytest.raises(ValueError, match="alpha"):
         BgNbdParams(r=1.0, alpha=0.0, a=1.0, b=1.0)
