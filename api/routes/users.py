@@ -23,15 +23,29 @@ async def get_user(
     _key: ApiKey,
     as_of: Annotated[
         datetime | None,
-        Query(description="Time of the purchase outlook (RFC 3339 with offset); default: now."),
+        Query(
+            description="Time of the purchase outlook (RFC 3339 with offset). Default: the "
+            "document's own time, the user's event clock (`purchase.as_of`), with or without "
+            "`horizon_days`; pass the current time for an outlook at the wall clock."
+        ),
     ] = None,
     horizon_days: Annotated[
-        float | None, Query(gt=0, le=3650, description="Horizon of expected purchases and CLV.")
+        float | None,
+        Query(
+            gt=0,
+            le=3650,
+            description="Horizon of expected purchases and CLV, days. Default: "
+            "`HORIZON_DAYS` (the document's own).",
+        ),
     ] = None,
 ) -> Response:
     """Stage (and since when), RFM scores, segment and class, churn probability, P(alive),
     expected purchases over `horizon_days`, expected order value, CLV, engagement, last
-    sentiment, last event time and model versions."""
+    sentiment, last event time and model versions.
+
+    The purchase outlook is at `as_of`, by default the document's own time (the user's
+    event clock) whichever other parameter is given: `?horizon_days=365` changes only the
+    horizon."""
     raw = view.get(user_id)
     if raw is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
@@ -40,7 +54,8 @@ async def get_user(
     if as_of is not None and as_of.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "as_of needs a UTC offset")
     document = ScoreDocument.model_validate_json(raw)
-    when = as_of or datetime.now(tz=document.updated_at.tzinfo)
+    own = document.purchase.as_of if document.purchase is not None else document.last_event_at
+    when = as_of or own or document.updated_at
     horizon = horizon_days or request.app.state.settings.horizon_days
     purchase = outlook_at(document, current_models(request.app.state.models_view), when, horizon)
     body = document.model_copy(update={"purchase": purchase}).model_dump_json()

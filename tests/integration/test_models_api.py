@@ -250,6 +250,13 @@ def test_a_document_after_a_refit_carries_every_score(
     again = outlook(running, buyer.user_id, **params).json()["purchase"]
     for name in ("p_alive", "expected_purchases", "expected_order_value", "clv", "atv"):
         assert again[name] == pytest.approx(purchase[name], rel=1e-3), name
+    # One meaning of as_of: another horizon alone keeps the document's own time (it once
+    # switched to the wall clock: P(alive) 0.99995 in the document, 0.1496 with the horizon).
+    year = outlook(running, buyer.user_id, horizon_days=365).json()["purchase"]
+    assert year["as_of"] == purchase["as_of"]
+    assert year["horizon_days"] == 365
+    assert year["p_alive"] == pytest.approx(purchase["p_alive"], rel=1e-3)
+    assert year["expected_purchases"] >= purchase["expected_purchases"]
 
 
 def test_the_outlook_is_recomputed_for_any_as_of_and_horizon(
