@@ -58,6 +58,7 @@ class Enricher:
         # Each buyer's values as counted in the population, so a move removes what was added.
         self.members: dict[str, RfmValues] = {}
         self.clock_ms = 0
+        self._churn_ready_at, self._churn_ready = -1, False
 
     def track(self, user: UserState) -> None:
         """Count the user in the population models (again, harmlessly, if already counted).
@@ -126,20 +127,33 @@ class Enricher:
 
     def derive(self, user: UserState, at_ms: int, horizon_days: float | None = None) -> Derived:
         horizon = self.settings.horizon_days if horizon_days is None else horizon_days
-        churn = self.models.churn
+        churn = None
+        if self.churn_ready():  # before it is, its probability means nothing: none is shown
+            churn = self.models.churn.predict(
+                features(user, at_ms, self.half_life_ms, self.window_ms)
+            )
         return Derived(
             at_ms=at_ms,
             horizon_days=horizon,
             rfm=rfm_score(self.models, user, at_ms),
-            churn_probability=churn.predict(
-                features(user, at_ms, self.half_life_ms, self.window_ms)
-            ),
+            churn_probability=churn,
             purchase=purchase_outlook(self.models, user, at_ms, horizon),
             engagement=value_at(
                 Engagement(user.engagement_value, user.engagement_at_ms), at_ms, self.half_life_ms
             ),
             versions=self.versions(),
         )
+
+    def churn_not_ready(self) -> list[str]:
+        """Why the churn model does not act yet (`CHURN_MIN_LABELS`, `CHURN_MIN_AUC`)."""
+        settings = self.settings
+        return self.models.churn.readiness(settings.churn_min_labels, settings.churn_min_auc)
+
+    def churn_ready(self) -> bool:
+        churn = self.models.churn
+        if self._churn_ready_at != churn.labels:  # readiness changes with labels only
+            self._churn_ready_at, self._churn_ready = churn.labels, not self.churn_not_ready()
+        return self._churn_ready
 
     def versions(self) -> dict[str, str]:
         return {"churn": self.models.churn.version, "btyd": f"btyd-{self.models.btyd_version}"}
@@ -183,6 +197,7 @@ class Enricher:
     def restore(self, data: bytes) -> None:
         saved = pickle.loads(data)  # written by this product only
         self.models.churn = ChurnModel.from_bytes(saved["churn"])
+        self._churn_ready_at = -1
         self.models.bgnbd = saved["bgnbd"]
         self.models.gamma_gamma = saved["gamma_gamma"]
         self.models.btyd_version = saved["btyd_version"]

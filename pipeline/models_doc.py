@@ -19,7 +19,14 @@ def models_document(
     return {
         "btyd": asdict(models.bgnbd) if models.bgnbd else None,
         "gamma_gamma": asdict(models.gamma_gamma) if models.gamma_gamma else None,
-        "churn": {**enricher.models.churn.metrics(), "model": "river LogisticRegression"},
+        "churn": {
+            **enricher.models.churn.metrics(),
+            "model": "river LogisticRegression",
+            "ready": not (not_ready := enricher.churn_not_ready()),
+            "not_ready": not_ready,
+            "min_labels": enricher.settings.churn_min_labels,
+            "min_auc": enricher.settings.churn_min_auc,
+        },
         "versions": enricher.versions(),
         "buyers": len(enricher.buyers),
         "rfm_population": len(models.population),

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     churned_after_days: float = 90.0
     engagement_half_life_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     horizon_days: float = Field(default=90.0, gt=0, le=3650, allow_inf_nan=False)
+    # The churn model acts (documents carry its probability, rules on it fire) only once it
+    # has seen this many labels of each class and ranks them at least this well.
+    churn_min_labels: int = Field(default=30, ge=1)
+    churn_min_auc: float = Field(default=0.7, ge=0.5, le=1.0)
     model_refit_seconds: float = Field(default=60.0, gt=0)
     refit_timeout_seconds: float = Field(default=60.0, gt=0)
     base_currency: str = "CNY"

@@ -52,8 +52,13 @@ def churn_features(
     }
 
 
+CALIBRATION_BINS = 10
+
+
 class ChurnModel:
-    """Standardised logistic regression learning online, with progressive validation."""
+    """Standardised logistic regression learning online, with progressive validation: each
+    label is first scored by the model as it is, then learnt (log loss, ROC AUC, the Brier
+    score and the expected calibration error over ten probability bins)."""
 
     def __init__(self, learning_rate: float = 0.05, l2: float = 0.0) -> None:
         self.learning_rate = learning_rate
@@ -66,6 +71,12 @@ class ChurnModel:
         self._roc_auc: Any = metrics.ROCAUC()  # type: ignore[no-untyped-call]
         self._labels = 0
         self._positives = 0
+        self._calibration = _Calibration()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Models pickled before calibration was kept start it empty."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_calibration", _Calibration())
 
     def predict(self, features: Mapping[str, float]) -> float:
         """Probability of churn; 0.5 before any learning. Does not change state."""
@@ -79,15 +90,32 @@ class ChurnModel:
         p = float(self._model.predict_proba_one(x).get(True, 0.0))
         self._log_loss.update(y, p)
         self._roc_auc.update(y, p)
+        self._calibration.update(p, y)
         self._model.learn_one(x, y)
         self._labels += 1
         self._positives += int(y)
 
-    def metrics(self) -> dict[str, float | int]:
+    def readiness(self, min_per_class: int, min_auc: float) -> list[str]:
+        """Why the model is not ready to act on (fire triggers, fill documents): too few
+        labels of either class, or a progressive ROC AUC below `min_auc`; empty when ready."""
+        why = []
+        negatives = self._labels - self._positives
+        if self._positives < min_per_class:
+            why.append(f"{self._positives} churned labels of the {min_per_class} needed")
+        if negatives < min_per_class:
+            why.append(f"{negatives} returned labels of the {min_per_class} needed")
+        auc = float(self._roc_auc.get()) + 0.0
+        if not why and auc < min_auc:
+            why.append(f"progressive ROC AUC {auc:.3f} below {min_auc:.3f}")
+        return why
+
+    def metrics(self) -> dict[str, float | int | None]:
         """Progressive-validation quality and label counts."""
         return {
             "log_loss": float(self._log_loss.get()) + 0.0,
             "roc_auc": float(self._roc_auc.get()) + 0.0,  # River gives -0.0 when empty
+            "brier": self._calibration.brier(),
+            "calibration_error": self._calibration.expected_error(),
             "labels": self._labels,
             "positives": self._positives,
         }
@@ -113,6 +141,35 @@ class ChurnModel:
         if not isinstance(model, cls):
             raise TypeError(f"expected a pickled {cls.__name__}, got {type(model).__name__}")
         return model
+
+
+class _Calibration:
+    """Progressive calibration: per probability bin, the predictions' mean against the
+    share of churned labels (the expected calibration error weighs each bin's gap by its
+    labels), and the Brier score (mean squared error of the probabilities)."""
+
+    def __init__(self) -> None:
+        self.count = [0] * CALIBRATION_BINS
+        self.predicted = [0.0] * CALIBRATION_BINS
+        self.churned = [0] * CALIBRATION_BINS
+        self.squared_error = 0.0
+
+    def update(self, p: float, churned: bool) -> None:
+        k = min(int(p * CALIBRATION_BINS), CALIBRATION_BINS - 1)
+        self.count[k] += 1
+        self.predicted[k] += p
+        self.churned[k] += int(churned)
+        self.squared_error += (p - float(churned)) ** 2
+
+    def brier(self) -> float | None:
+        n = sum(self.count)
+        return self.squared_error / n if n else None
+
+    def expected_error(self) -> float | None:
+        n = sum(self.count)
+        if not n:
+            return None
+        return sum(abs(p - c) for p, c in zip(self.predicted, self.churned, strict=True)) / n
 
 
 def on_silent(features: Mapping[str, float]) -> dict[str, float]:

@@ -80,7 +80,14 @@ def test_hyperparameters_stored_unchanged() -> None:
 def test_predicts_before_first_learn() -> None:
     model = ChurnModel()
     assert model.predict(SAMPLE) == pytest.approx(0.5)
-    assert model.metrics() == {"log_loss": 0.0, "roc_auc": 0.0, "labels": 0, "positives": 0}
+    assert model.metrics() == {
+        "log_loss": 0.0,
+        "roc_auc": 0.0,
+        "brier": None,
+        "calibration_error": None,
+        "labels": 0,
+        "positives": 0,
+    }
     assert model.version == "churn-logreg-0"
     assert math.copysign(1.0, model.metrics()["roc_auc"]) == 1.0  # not -0.0 in JSON
 
@@ -251,3 +258,59 @@ def test_features_are_monotone_in_counts_and_money() -> None:
     large = churn_features(**{**EXTREMES[0], "orders": 5, "monetary": 1000.0})
     assert large["log_orders"] > small["log_orders"]
     assert large["log_monetary"] > small["log_monetary"]
+
+
+def test_not_ready_until_it_has_labels_of_both_classes_and_ranks_them() -> None:
+    # The demo's case: users returning from silence are labelled long before the first one
+    # churns (90 days); a model that has only seen "returned" scores everyone alike.
+    rng = random.Random(7)
+    model = ChurnModel()
+    assert model.readiness(30, 0.7) == [
+        "0 churned labels of the 30 needed",
+        "0 returned labels of the 30 needed",
+    ]
+    for _ in range(200):
+        model.learn(user(rng, False), False)
+    assert model.readiness(30, 0.7) == ["0 churned labels of the 30 needed"]
+    for _ in range(29):
+        model.learn(user(rng, True), True)
+    assert model.readiness(30, 0.7) == ["29 churned labels of the 30 needed"]
+    for i in range(200):
+        model.learn(user(rng, i % 2 == 0), i % 2 == 0)
+    assert model.readiness(30, 0.7) == []
+
+
+def test_not_ready_when_it_cannot_tell_the_classes_apart() -> None:
+    # Labels at random: both classes plentiful, but the ranking is no better than chance.
+    rng = random.Random(3)
+    model = ChurnModel()
+    for _ in range(400):
+        model.learn(user(rng, rng.random() < 0.5), rng.random() < 0.5)
+    (why,) = model.readiness(30, 0.7)
+    assert why.startswith("progressive ROC AUC 0.")
+    assert why.endswith("below 0.700")
+
+
+def test_calibration_is_measured_progressively() -> None:
+    rng = random.Random(11)
+    model = ChurnModel()
+    assert model.metrics()["brier"] is None
+    assert model.metrics()["calibration_error"] is None
+    for i in range(2000):
+        churner = i % 3 == 0
+        model.learn(user(rng, churner), churner)
+    figures = model.metrics()
+    # A separable stream: probabilities end up near 0 and 1 where they belong.
+    assert figures["brier"] is not None
+    assert 0.0 <= figures["brier"] < 0.1
+    assert figures["calibration_error"] is not None
+    assert 0.0 <= figures["calibration_error"] < 0.1
+
+
+def test_a_model_pickled_before_calibration_was_kept_still_loads() -> None:
+    model = ChurnModel()
+    model.learn(user(random.Random(1), True), True)
+    del model.__dict__["_calibration"]
+    restored = ChurnModel.from_bytes(model.to_bytes())
+    assert restored.labels == 1
+    assert restored.metrics()["brier"] is None  # starts empty

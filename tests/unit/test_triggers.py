@@ -237,6 +237,34 @@ def test_became_high_value_fires_on_class_a_only() -> None:
     assert fired[0].reason == {"rfm_class": "A"}
 
 
+def test_churn_risk_waits_for_a_ready_churn_model() -> None:
+    # The demo's case: churn_risk fired for 1,411 of 2,000 users, 530 of them before the
+    # model had seen one churned label. Until the model is ready its probability is in no
+    # document, so no rule on it can fire; once ready, documents carry it.
+    script = Script()
+    for i in range(10):  # ten interactions in a month: active
+        script.live("like", T0 + i)
+    user = script.scorer.store.get("u1")
+    assert user is not None
+    enricher = script.scorer.enricher
+    assert enricher.churn_not_ready() == [
+        "0 churned labels of the 30 needed",
+        "0 returned labels of the 30 needed",
+    ]
+    doc = document_of(script)
+    assert doc.churn_probability is None
+    assert script.scorer.triggers.on_document(user, doc) == []
+    churned = {"idle_days": 80.0, "log_interactions_30d": 0.0, "has_paid": 0.0}
+    returned = {"idle_days": 35.0, "log_interactions_30d": 2.0, "has_paid": 1.0}
+    for _ in range(40):
+        enricher.models.churn.learn(churned, True)
+        enricher.models.churn.learn(returned, False)
+    assert enricher.churn_not_ready() == []
+    probability = document_of(script).churn_probability
+    assert probability is not None
+    assert 0.0 <= probability <= 1.0
+
+
 def test_churn_risk_needs_the_probability_and_an_active_or_high_value_user() -> None:
     script = Script()
     for i in range(10):  # ten interactions in a month: active
