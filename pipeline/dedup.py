@@ -44,8 +44,23 @@ class Dedup:
             )
         return True
 
-    def remember(self, user: UserState, digest: int, fact: Fact) -> None:
-        """Keep the event id with its event time and payload digest, within the bounds."""
+    def remember(self, user: UserState, digest: int, fact: Fact, settled_ms: int | None) -> None:
+        """Keep the event id with its event time and payload digest, within the bounds.
+
+        `settled_ms` is the partition's watermark: ids are dropped once their event time is
+        the horizon behind it (and behind the user's latest event), not behind the latest
+        event alone, so a topic read far behind the others (a backfill, a catch-up) keeps the
+        ids its own resends will be checked against; None (not known yet) drops none by age."""
+        newest = user.last_event_ms
+        if settled_ms is not None and newest is not None:
+            newest = min(newest, settled_ms)
         user.remember(
-            digest, fact.ts_ms, self.horizon_ms, self.max_ids, self.min_ids, payload=fact.payload
+            digest,
+            fact.ts_ms,
+            self.horizon_ms,
+            self.max_ids,
+            self.min_ids,
+            payload=fact.payload,
+            newest_ms=newest,
+            by_age=settled_ms is not None,
         )

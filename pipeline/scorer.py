@@ -272,7 +272,7 @@ class Scorer:
             # The same payment under a new event id: nothing changes, and no row is written
             # (the events table would count the order twice). Its id is remembered, so a
             # resend of it is a plain duplicate.
-            self.dedup.remember(user, digest, fact)
+            self.dedup.remember(user, digest, fact, self.watermark(partition).value())
             self.store.put(user, partition)
             return Outcome(document=None, transitions=[], duplicate=True, duplicate_order=True)
         self._timers(partition)  # this partition's users are in the population models
@@ -297,7 +297,7 @@ class Scorer:
         )
         fired += self.triggers.on_transitions(user, [t for t in current if t.at_ms < fact.ts_ms])
         fired += self.triggers.on_event(user, fact, [t for t in current if t.at_ms >= fact.ts_ms])
-        self.dedup.remember(user, digest, fact)
+        self.dedup.remember(user, digest, fact, mark)
         self.store.put(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)

@@ -149,15 +149,20 @@ class UserState:
         max_ids: int,
         min_ids: int = 0,
         payload: int = 0,
+        newest_ms: int | None = None,
+        by_age: bool = True,
     ) -> None:
         """Keep the id (with its payload digest). The user's last `min_ids` ids are always
         kept, whatever their age (a replay after a crash during catch-up can span weeks of
-        event time); older ones go once they fall out of the horizon before the newest event;
-        never more than `max_ids`."""
+        event time); older ones go once they fall out of the horizon before `newest_ms`
+        (default: the user's newest event), unless not `by_age`; never more than
+        `max_ids`."""
         seen = self.seen_ids
         seen[digest] = (payload << _TS_BITS) | (ts_ms & _TS_MASK)
-        newest = self.last_event_ms if self.last_event_ms is not None else ts_ms
-        if len(seen) > min_ids:
+        newest = newest_ms
+        if newest is None:
+            newest = self.last_event_ms if self.last_event_ms is not None else ts_ms
+        if by_age and len(seen) > min_ids:
             oldest = newest - horizon_ms
             stale = [d for d, packed in seen.items() if packed & _TS_MASK < oldest]
             for d in stale[: len(seen) - min_ids]:

@@ -111,3 +111,26 @@ def test_any_arrival_order_gives_the_reference(
         if ref.transitions
     }
     assert stage_histories(scorer, sorted(references)) == expected
+
+
+def test_a_resend_on_a_topic_read_far_behind_the_others_is_still_a_duplicate() -> None:
+    # Found by the backfill read fifty records at a time: one user's live topic was read a
+    # month ahead of the chat topic, the chat message's id had been dropped as "older than
+    # the dedup horizon before the user's latest event", and its resend counted twice
+    # (767 interactions where the reference has 766). Ids now age against the partition's
+    # watermark, which the slower topic holds back.
+    scorer = Scorer(SETTINGS, UserStore())
+
+    def score(topic: str, event: dict[str, Any]) -> Any:
+        return scorer.score(topic, orjson.dumps({"user_id": "u1", **event}), now=NOW)
+
+    chat = {"event_id": "c1", "type": "message", "ts": START + DAY, "text": "hi"}
+    score(TOPIC["chat"], chat)
+    for i in range(300):  # the live topic, read ahead: days 10 to 40
+        like = {"event_id": f"l{i}", "type": "like", "ts": START + 10 * DAY + i * DAY // 10,
+                "room_id": "r", "session_id": "s"}  # fmt: skip
+        score(TOPIC["live"], like)
+    assert score(TOPIC["chat"], chat).duplicate
+    state = scorer.store.get("u1")
+    assert state is not None
+    assert state.interactions == 301
