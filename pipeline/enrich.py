@@ -135,7 +135,7 @@ class Enricher:
         return Derived(
             at_ms=at_ms,
             horizon_days=horizon,
-            rfm=rfm_score(self.models, user, at_ms),
+            rfm=rfm_score(self.models, user, at_ms, self.settings.rfm_min_buyers),
             churn_probability=churn,
             purchase=purchase_outlook(self.models, user, at_ms, horizon),
             engagement=value_at(
@@ -156,7 +156,12 @@ class Enricher:
         return self._churn_ready
 
     def versions(self) -> dict[str, str]:
-        return {"churn": self.models.churn.version, "btyd": f"btyd-{self.models.btyd_version}"}
+        models = self.models
+        return {
+            "churn": models.churn.version,
+            "btyd": f"btyd-{models.btyd_version}",
+            "rfm": f"rfm-{models.population.version}",
+        }
 
     def refit_inputs(self) -> RefitInputs:
         """x, t_x, T (days, at the event clock) of every buyer, and the repeat orders with

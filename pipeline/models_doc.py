@@ -16,6 +16,9 @@ def models_document(
 ) -> dict[str, Any]:
     """Fitted parameters, churn-model quality, versions, and the refit that produced them."""
     models = enricher.models
+    # A new version of the RFM scale with every publication: the API scores every document
+    # against it, so scores follow the population between a user's events.
+    scale = models.population.scale(fresh=True) if len(models.population) else None
     return {
         "btyd": asdict(models.bgnbd) if models.bgnbd else None,
         "gamma_gamma": asdict(models.gamma_gamma) if models.gamma_gamma else None,
@@ -30,6 +33,7 @@ def models_document(
         "versions": enricher.versions(),
         "buyers": len(enricher.buyers),
         "rfm_population": len(models.population),
+        "rfm": scale.to_dict() if scale is not None else None,
         "event_clock": (
             datetime.fromtimestamp(enricher.clock_ms / 1000, tz=UTC).isoformat()
             if enricher.clock_ms

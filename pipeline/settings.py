@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     churned_after_days: float = 90.0
     engagement_half_life_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     horizon_days: float = Field(default=90.0, gt=0, le=3650, allow_inf_nan=False)
+    # RFM scores need a population: below this many buyers documents carry none.
+    rfm_min_buyers: int = Field(default=5, ge=1)
     # The churn model acts (documents carry its probability, rules on it fire) only once it
     # has seen this many labels of each class and ranks them at least this well.
     churn_min_labels: int = Field(default=30, ge=1)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 
 from api.deps import ApiKey, ViewDep
 from api.outlook import outlook_at
+from api.rfm_view import rescored
 from api.routes.models import current_models
 from schemas.scores import ScoreDocument
 
@@ -45,18 +46,27 @@ async def get_user(
 
     The purchase outlook is at `as_of`, by default the document's own time (the user's
     event clock) whichever other parameter is given: `?horizon_days=365` changes only the
-    horizon."""
+    horizon. RFM scores are against the latest version of the population the worker
+    published (`model_versions.rfm`), so they follow the population between the user's own
+    events: equal values, equal scores."""
     raw = view.get(user_id)
     if raw is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
-    if as_of is None and horizon_days is None:
+    models = current_models(request.app.state.models_view)
+    scale = (models or {}).get("rfm")
+    current = scale is None or f'"rfm":"rfm-{scale["version"]}"'.encode() in raw
+    if as_of is None and horizon_days is None and current:
         return Response(content=raw, media_type="application/json")
     if as_of is not None and as_of.tzinfo is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "as_of needs a UTC offset")
     document = ScoreDocument.model_validate_json(raw)
+    # RFM scores against the latest published version of the population.
+    document = rescored(document, models) or document
+    if as_of is None and horizon_days is None:
+        return Response(content=document.model_dump_json(), media_type="application/json")
     own = document.purchase.as_of if document.purchase is not None else document.last_event_at
     when = as_of or own or document.updated_at
     horizon = horizon_days or request.app.state.settings.horizon_days
-    purchase = outlook_at(document, current_models(request.app.state.models_view), when, horizon)
+    purchase = outlook_at(document, models, when, horizon)
     body = document.model_copy(update={"purchase": purchase}).model_dump_json()
     return Response(content=body, media_type="application/json")

@@ -42,9 +42,11 @@ def rfm_values(user: UserState) -> RfmValues | None:
     return RfmValues(user.last_paid_ms // DAY_MS, user.order_count, user.monetary_cents)
 
 
-def rfm_score(models: Models, user: UserState, at_ms: int) -> RfmScore | None:
+def rfm_score(models: Models, user: UserState, at_ms: int, min_buyers: int = 1) -> RfmScore | None:
+    """The user's RFM scores; None before a paid order or while the population has fewer
+    than `min_buyers` buyers (the first buyer of a shop is not its top customer yet)."""
     values = rfm_values(user)
-    if values is None or len(models.population) == 0:
+    if values is None or len(models.population) < max(1, min_buyers):
         return None
     return models.population.score(values, at_ms // DAY_MS)
 

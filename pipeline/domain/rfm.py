@@ -1,12 +1,14 @@
-"""Online RFM (SPEC section 4): exact population quantiles, 1-5 scores, segment and class A/B/C."""
+"""Online RFM (SPEC section 4): the exact buyer population, 1-5 scores against a version of it
+(`rfm_scale`), segment and class A/B/C."""
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Any, Literal
+
+from pipeline.domain.rfm_scale import RfmScale, score_of, thresholds
 
 RfmClass = Literal["A", "B", "C"]
 
@@ -14,21 +16,14 @@ RfmClass = Literal["A", "B", "C"]
 class ValueDistribution:
     """Exact multiset of ints: distinct values in a sorted list (bisect) plus a count per value.
 
-    Complexity (n values, d distinct): add/remove O(log d) search + O(k) per tracked k to move
-    its cut points (each moves at most one rank); a value that appears or disappears also costs
-    one C-level list insert/delete (memmove of d pointers, microseconds for d = 10^6).
-    `quantile_cuts(k)` is O(d) the first time for a k, O(1) after (cuts are kept incrementally);
-    `score` is O(log k). Memory O(d).
+    add/remove O(log d) search, plus a C-level list insert/delete (a memmove of d pointers,
+    microseconds for d = 10^6) when a value appears or disappears; `items` O(d). Memory O(d).
     """
 
     def __init__(self) -> None:
         self._vals: list[int] = []
         self._counts: dict[int, int] = {}
         self._n = 0
-        # k -> (pos, below): cut j sits on distinct value vals[pos[j]], with below[j] values
-        # strictly under it and below[j] <= rank_j < below[j] + count(vals[pos[j]]).
-        self._tracked: dict[int, tuple[list[int], list[int]]] = {}
-        self._cache: dict[int, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return self._n
@@ -54,81 +49,22 @@ class ValueDistribution:
 
     def add(self, v: int) -> None:
         """Add one occurrence of `v`."""
-        i = bisect_left(self._vals, v)
-        new = v not in self._counts
-        if new:
-            self._vals.insert(i, v)
-            self._counts[v] = 1
-        else:
+        if v in self._counts:
             self._counts[v] += 1
+        else:
+            self._vals.insert(bisect_left(self._vals, v), v)
+            self._counts[v] = 1
         self._n += 1
-        self._move_cuts(i, 1, new)
 
     def remove(self, v: int) -> None:
         """Remove one occurrence of `v`; ValueError if `v` is not present."""
         if v not in self._counts:
             raise ValueError(f"cannot remove {v}: value not in the distribution")
-        i = bisect_left(self._vals, v)
         self._counts[v] -= 1
-        gone = self._counts[v] == 0
-        if gone:
-            del self._vals[i]
+        if self._counts[v] == 0:
+            del self._vals[bisect_left(self._vals, v)]
             del self._counts[v]
         self._n -= 1
-        self._move_cuts(i, -1, gone)
-
-    def _move_cuts(self, i: int, delta: int, shifted: bool) -> None:
-        """Keep tracked cuts exact after adding (delta 1) or removing (-1) the value at index i;
-        `shifted`: that distinct value was inserted or deleted. O(k) per tracked k."""
-        self._cache.clear()
-        vals, counts, n = self._vals, self._counts, self._n
-        for k, (pos, below) in self._tracked.items():
-            if n == 0:
-                pos[:] = below[:] = [0] * (k - 1)
-                continue
-            for j in range(k - 1):
-                p, b = pos[j], below[j]
-                # A value under the cut changed. At i == p, (p, b) stays valid as is: after an
-                # insert it points at v with the same count under it; after a delete, at the
-                # next value (or past the end, which the first loop below steps back from).
-                if i < p:
-                    b += delta
-                    if shifted:
-                        p += delta
-                rank = ((j + 1) * n + k - 1) // k - 1  # ceil((j+1) * n / k) - 1
-                while rank < b:
-                    p -= 1
-                    b -= counts[vals[p]]
-                while rank >= b + counts[vals[p]]:
-                    b += counts[vals[p]]
-                    p += 1
-                pos[j], below[j] = p, b
-
-    def quantile_cuts(self, k: int = 5) -> tuple[int, ...]:
-        """The k-1 exact empirical quantiles (nearest rank): cut j is the sorted value at
-        0-based rank ceil(j*n/k) - 1. ValueError if empty or k < 1."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if self._n == 0:
-            raise ValueError("no quantiles of an empty distribution")
-        cached = self._cache.get(k)
-        if cached is not None:
-            return cached
-        if k not in self._tracked:
-            pos, below = self._tracked[k] = ([0] * (k - 1), [0] * (k - 1))
-            cum = list(accumulate(self._counts[v] for v in self._vals))
-            for j in range(k - 1):
-                rank = ((j + 1) * self._n + k - 1) // k - 1
-                p = bisect_left(cum, rank + 1)  # first distinct value whose cumulative > rank
-                pos[j], below[j] = p, cum[p] - self._counts[self._vals[p]]
-        cuts = tuple(self._vals[p] for p in self._tracked[k][0])
-        self._cache[k] = cuts
-        return cuts
-
-    def score(self, v: int, k: int = 5) -> int:
-        """1..k: 1 + number of cuts strictly under `v`, which equals
-        min(k, 1 + floor(k * #(values < v) / n)); ties share a score, the minimum scores 1."""
-        return 1 + bisect_left(self.quantile_cuts(k), v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +127,48 @@ def rfm_class(
     return "B" if total >= b_total else "C"
 
 
+def score_on(
+    scale: RfmScale,
+    values: RfmValues,
+    as_of_day: int,
+    *,
+    a_total: int = 12,
+    a_min_r: int = 4,
+    b_total: int = 8,
+) -> RfmScore:
+    """`values` scored against one version of the population (`RfmScale`); recent days
+    score high."""
+    r = score_of(values.last_paid_day, scale.recency)
+    f = score_of(values.frequency, scale.frequency)
+    m = score_of(values.monetary_cents, scale.monetary)
+    return RfmScore(
+        recency_days=float(as_of_day - values.last_paid_day),
+        frequency=values.frequency,
+        monetary=values.monetary_cents / 100,
+        r=r,
+        f=f,
+        m=m,
+        segment=segment(r, f, m),
+        rfm_class=rfm_class(r, f, m, a_total=a_total, a_min_r=a_min_r, b_total=b_total),
+    )  # fmt: skip
+
+
 class RfmPopulation:
-    """R (last paid day), F (paid orders) and M (net cents) of every paying user, scored 1-5."""
+    """R (last paid day), F (paid orders) and M (net cents) of every paying user, scored 1-5
+    against a version of the population (`scale`), taken again once the population has
+    changed by `REFRESH_SHARE` of its buyers (at least `REFRESH_MIN` changes)."""
+
+    REFRESH_SHARE = 0.01
+    REFRESH_MIN = 50
 
     def __init__(self, *, a_total: int = 12, a_min_r: int = 4, b_total: int = 8) -> None:
         self.recency = ValueDistribution()
         self.frequency = ValueDistribution()
         self.monetary = ValueDistribution()
         self._thresholds = {"a_total": a_total, "a_min_r": a_min_r, "b_total": b_total}
+        self._scale: RfmScale | None = None
+        self._changes = 0  # since the scale was taken
+        self._versions = 0
 
     def __len__(self) -> int:
         return len(self.frequency)
@@ -221,22 +191,32 @@ class RfmPopulation:
             self.recency.add(new.last_paid_day)
             self.frequency.add(new.frequency)
             self.monetary.add(new.monetary_cents)
+        self._changes += 1
+
+    def scale(self, fresh: bool = False) -> RfmScale:
+        """The current version of the population's thresholds (a new one when the population
+        has changed enough since, or when `fresh`); ValueError when it is empty."""
+        due = max(self.REFRESH_MIN, int(len(self) * self.REFRESH_SHARE))
+        if self._scale is None or self._changes >= due or (fresh and self._changes):
+            self._versions += 1
+            self._scale = RfmScale(
+                recency=thresholds(self.recency.items()),
+                frequency=thresholds(self.frequency.items()),
+                monetary=thresholds(self.monetary.items()),
+                version=self._versions,
+                buyers=len(self),
+            )
+            self._changes = 0
+        return self._scale
+
+    @property
+    def version(self) -> int:
+        """The version of the scale scores are taken against (0: none yet)."""
+        return self._scale.version if self._scale is not None else 0
 
     def score(self, values: RfmValues, as_of_day: int) -> RfmScore:
-        """Score `values` against the current (non-empty) population; recent days score high."""
-        r = self.recency.score(values.last_paid_day)
-        f = self.frequency.score(values.frequency)
-        m = self.monetary.score(values.monetary_cents)
-        return RfmScore(
-            recency_days=float(as_of_day - values.last_paid_day),
-            frequency=values.frequency,
-            monetary=values.monetary_cents / 100,
-            r=r,
-            f=f,
-            m=m,
-            segment=segment(r, f, m),
-            rfm_class=rfm_class(r, f, m, **self._thresholds),
-        )
+        """Score `values` against the current version of the (non-empty) population."""
+        return score_on(self.scale(), values, as_of_day, **self._thresholds)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly checkpoint: [value, count] pairs per dimension."""

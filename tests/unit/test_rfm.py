@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import random
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -19,18 +20,28 @@ from pipeline.domain.rfm import (
     rfm_class,
     segment,
 )
+from pipeline.domain.rfm_scale import score_of, thresholds
 
 
-def brute_cuts(values: list[int], k: int) -> tuple[int, ...]:
-    """Nearest-rank quantiles by sorting: cut j is the sorted value at rank ceil(j*n/k) - 1."""
-    xs = sorted(values)
-    n = len(xs)
-    return tuple(xs[math.ceil(j * n / k) - 1] for j in range(1, k))
+def brute_score(values: list[int], v: int, k: int = 5) -> int:
+    """The scale's rule by its definition: v's midrank share, stretched so the lowest group
+    is at 0 and the highest at 1, cut into k equal parts (one group: all score k)."""
+    n = len(values)
+
+    def mid(x: int) -> float:
+        return (sum(1 for y in values if y < x) + sum(1 for y in values if y <= x)) / (2 * n)
+
+    low, high = mid(min(values)), mid(max(values))
+    if low == high:
+        return k
+    return 1 + min(k - 1, max(0, math.floor(k * (mid(v) - low) / (high - low) + 1e-12)))
 
 
-def brute_score(values: list[int], v: int, k: int) -> int:
-    below = sum(1 for x in values if x < v)
-    return min(k, 1 + (k * below) // len(values))
+def scale_of(values: list[int], k: int = 5) -> tuple[int, ...]:
+    dist = ValueDistribution()
+    for v in values:
+        dist.add(v)
+    return thresholds(dist.items(), k)
 
 
 # Few distinct values (many ties) or a wide range.
@@ -40,109 +51,61 @@ values_st = st.one_of(
 )
 
 
-# -- ValueDistribution ----------------------------------------------------------------------
+# -- the scale ------------------------------------------------------------------------------
 
 
 @settings(max_examples=300)
-@given(
-    values=values_st,
-    k=st.integers(1, 7),
-    ops=st.lists(st.tuples(st.booleans(), st.integers(-5, 5)), max_size=60),
-    seed=st.integers(0, 2**32),
-)
-def test_cuts_and_scores_match_brute_force_through_adds_and_removes(
-    values: list[int], k: int, ops: list[tuple[bool, int]], seed: int
-) -> None:
-    rng = random.Random(seed)
-    dist = ValueDistribution()
-    current: list[int] = []
-    for v in values:
-        dist.add(v)
-        current.append(v)
-    dist.quantile_cuts(k)  # track k from here on: cuts are then maintained incrementally
-    for is_add, v in ops:
-        if is_add or not current:
-            dist.add(v)
-            current.append(v)
-        else:
-            x = current.pop(rng.randrange(len(current)))
-            dist.remove(x)
-        assert len(dist) == len(current)
-        if current:
-            assert dist.quantile_cuts(k) == brute_cuts(current, k)
-            assert dist.quantile_cuts(5) == brute_cuts(current, 5)
-            probe = rng.choice([*current, v, v + 1, v - 1])
-            assert dist.score(probe, k) == brute_score(current, probe, k)
-    # Removing everything empties it, and it works again afterwards.
-    for x in current:
-        dist.remove(x)
-    assert len(dist) == 0
-    with pytest.raises(ValueError, match="empty"):
-        dist.quantile_cuts(k)
-    dist.add(7)
-    assert dist.quantile_cuts(k) == (7,) * (k - 1)
+@given(values=values_st, k=st.integers(2, 7))
+def test_scores_match_the_rule_by_brute_force(values: list[int], k: int) -> None:
+    cuts = scale_of(values, k)
+    for v in set(values):
+        assert score_of(v, cuts) == brute_score(values, v, k), v
 
 
-@given(values=values_st, seed=st.integers(0, 2**32))
-def test_random_removals_keep_cuts_exact(values: list[int], seed: int) -> None:
-    rng = random.Random(seed)
-    dist = ValueDistribution()
-    for v in values:
-        dist.add(v)
-    current = list(values)
-    rng.shuffle(current)
-    while current:
-        assert dist.quantile_cuts() == brute_cuts(current, 5)
-        dist.remove(current.pop())
-
-
-@given(values=values_st, k=st.integers(1, 7))
-def test_scores_are_monotone_in_the_value_and_in_range(values: list[int], k: int) -> None:
-    dist = ValueDistribution()
-    for v in values:
-        dist.add(v)
+@given(values=values_st, k=st.integers(2, 7))
+def test_scores_are_monotone_shared_by_ties_and_reach_both_ends(values: list[int], k: int) -> None:
+    cuts = scale_of(values, k)
     probes = range(min(values) - 2, max(values) + 3)
-    scores = [dist.score(v, k) for v in probes]
+    scores = [score_of(v, cuts) for v in probes]
     assert scores == sorted(scores)
     assert all(1 <= s <= k for s in scores)
-    assert dist.score(min(values), k) == 1
+    assert score_of(max(values), cuts) == k  # the top group: the most recent, the top spenders
+    if len(set(values)) > 1:
+        assert score_of(min(values), cuts) == 1
 
 
 def test_quintiles_of_one_to_ten() -> None:
+    assert [score_of(v, scale_of(list(range(1, 11)))) for v in range(1, 11)] == [
+        1, 1, 2, 2, 3, 3, 4, 4, 5, 5,
+    ]  # fmt: skip
+
+
+def test_ties_share_a_score_and_never_straddle_a_boundary() -> None:
+    # 70% one-time buyers: one group, at the bottom (not spread over scores 1 to 4).
+    values = [1] * 70 + [2] * 15 + [3] * 10 + [9] * 5
+    cuts = scale_of(values)
+    assert [score_of(v, cuts) for v in (1, 2, 3, 9)] == [1, 4, 5, 5]
+
+
+def test_a_population_of_one_group_scores_at_the_top() -> None:
+    assert score_of(100, scale_of([100] * 5)) == 5
+
+
+def test_the_distribution_counts_values() -> None:
     dist = ValueDistribution()
-    for v in range(1, 11):
+    for v in (3, 1, 3, 2):
         dist.add(v)
-    assert dist.quantile_cuts() == (2, 4, 6, 8)
-    assert [dist.score(v) for v in range(1, 11)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-
-
-def test_ties_share_a_score() -> None:
-    dist = ValueDistribution()
-    for v in [1] * 70 + [2] * 15 + [3] * 10 + [9] * 5:
-        dist.add(v)
-    assert dist.score(1) == 1
-    assert dist.score(2) == 4  # 70% of the population is strictly below
-    assert dist.score(3) == dist.score(9) == 5
-
-
-def test_remove_of_an_absent_value_raises() -> None:
-    dist = ValueDistribution()
-    dist.add(3)
-    with pytest.raises(ValueError, match="cannot remove 4"):
-        dist.remove(4)
+    assert dist.items() == [(1, 1), (2, 1), (3, 2)]
     dist.remove(3)
-    with pytest.raises(ValueError, match="cannot remove 3"):
-        dist.remove(3)
-    assert len(dist) == 0
-
-
-def test_bad_k_and_bad_counts_raise() -> None:
-    dist = ValueDistribution()
-    dist.add(1)
-    with pytest.raises(ValueError, match="k must be"):
-        dist.quantile_cuts(0)
+    dist.remove(1)
+    assert dist.items() == [(2, 1), (3, 1)]
+    assert len(dist) == 2
+    with pytest.raises(ValueError, match="not in the distribution"):
+        dist.remove(1)
     with pytest.raises(ValueError, match="count"):
         ValueDistribution.from_items([(1, 0)])
+    with pytest.raises(ValueError, match="empty"):
+        thresholds([])
 
 
 # -- RfmPopulation --------------------------------------------------------------------------
@@ -208,6 +171,30 @@ def test_score_fields() -> None:
     assert worst.recency_days == 11.0
 
 
+def test_the_issue_cases_recent_buyers_and_top_spenders_score_five() -> None:
+    today = 1_000
+    pop = RfmPopulation()
+    five = [RfmValues(today - 2, 1, 10_000) for _ in range(5)]  # five buyers at 100.00
+    for u in five:
+        pop.update(None, u)
+    scores = {pop.score(u, today) for u in five}
+    assert [(s.r, s.f, s.m) for s in scores] == [(5, 5, 5)]  # not 1, 1, 1 "Hibernating"
+    # Ten buyers at 500.00 and ten at 10.00 yesterday.
+    big = [RfmValues(today - 1, 1, 50_000) for _ in range(10)]
+    small = [RfmValues(today - 1, 1, 1_000) for _ in range(10)]
+    for u in big + small:
+        pop.update(None, u)
+    # Fewer changes than a new version needs: the scores stay those of the version taken.
+    assert pop.score(five[0], today).r == 5
+    pop.scale(fresh=True)  # the population as it is now
+    latest = pop.score(big[0], today)
+    assert (latest.r, latest.m) == (5, 5)  # the latest buyers and the top spenders
+    assert pop.score(small[0], today).m == 1
+    assert pop.score(five[0], today).r == 1
+    # Equal values get equal scores against the same population version, whoever asks.
+    assert pop.score(five[0], today) == pop.score(five[1], today)
+
+
 def test_empty_population_cannot_score() -> None:
     with pytest.raises(ValueError, match="empty"):
         RfmPopulation().score(RfmValues(1, 1, 1), as_of_day=1)
@@ -222,7 +209,7 @@ def test_to_dict_from_dict_round_trip_gives_identical_scores() -> None:
     ]
     for u in users:
         pop.update(None, u)
-    pop.score(users[0], 400)  # track quintiles before the checkpoint
+    pop.score(users[0], 400)  # a scale of the whole population before the checkpoint
     restored = RfmPopulation.from_dict(json.loads(json.dumps(pop.to_dict())))
     assert len(restored) == len(pop) == 2_000
     assert restored.to_dict() == pop.to_dict()
@@ -267,8 +254,10 @@ def test_200k_users_and_10k_updates() -> None:
         s = pop.score(new, as_of_day=730)
         assert s.r == 5
     assert len(pop) == 200_000
-    assert pop.frequency.quantile_cuts() == brute_cuts([u.frequency for u in users], 5)
-    assert pop.monetary.quantile_cuts() == brute_cuts([u.monetary_cents for u in users], 5)
+    # The incremental population is the population rebuilt from scratch.
+    assert pop.frequency.items() == sorted(Counter(u.frequency for u in users).items())
+    assert pop.monetary.items() == sorted(Counter(u.monetary_cents for u in users).items())
+    assert pop.scale(fresh=True).frequency == thresholds(pop.frequency.items())
 
 
 # -- segment and class ----------------------------------------------------------------------
