@@ -42,6 +42,9 @@ class RefitResult:
     gamma_gamma: btyd.GammaGammaParams | None
     customers: int
     error: str | None = None
+    # The fit's quality: mean log-likelihood per customer of each model, and how many
+    # customers each was fitted on.
+    diagnostics: dict[str, float] | None = None
 
 
 class Enricher:
@@ -216,6 +219,15 @@ def fit(inputs: RefitInputs, initial: btyd.BgNbdParams | None = None) -> RefitRe
         repeat = (valued_x > 0) & (mean_value > 0)
         gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
     except btyd.FitError as exc:
-        log.warning("purchase models not refitted: %s", exc)
+        log.warning("purchase models not refitted (the last good parameters stay): %s", exc)
         return RefitResult(None, None, len(x), str(exc))
-    return RefitResult(bg, gg, len(x))
+    diagnostics = {
+        "bgnbd_log_likelihood": btyd.bgnbd_log_likelihood(bg, x, t_x, age) / len(x),
+        "bgnbd_customers": float(len(x)),
+        "gamma_gamma_log_likelihood": btyd.gamma_gamma_log_likelihood(
+            gg, valued_x[repeat], mean_value[repeat]
+        )
+        / int(repeat.sum()),
+        "gamma_gamma_customers": float(repeat.sum()),
+    }
+    return RefitResult(bg, gg, len(x), diagnostics=diagnostics)

@@ -39,8 +39,17 @@ def models_document(
             if enricher.clock_ms
             else None
         ),
+        # The refit that produced this publication: its customers, its error (then the last
+        # good parameters, above, stay in use: `kept_previous`), and its fit's diagnostics.
         "refit": (
-            {"customers": result.customers, "error": result.error} if result is not None else None
+            {
+                "customers": result.customers,
+                "error": result.error,
+                "kept_previous": result.error is not None and models.bgnbd is not None,
+                "diagnostics": result.diagnostics,
+            }
+            if result is not None
+            else None
         ),
         "request_id": request_id,
         "published_at": datetime.now(tz=UTC).isoformat(),

@@ -35,7 +35,11 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
 
 @router.post("/refit")
 async def refit(request: Request, settings: SettingsDep, _key: AdminKey) -> dict[str, Any]:
-    """Refit the population models now; answers with the new parameters (admin key)."""
+    """Refit the population models now; answers with the new parameters (admin key).
+
+    A refit the data cannot support (too few buyers, no repeat purchase, a degenerate fit)
+    answers 422: `detail.error` says why and `detail.models` is what stays in use (the last
+    good parameters, or none)."""
     view: CompactedView = request.app.state.models_view
     request_id = uuid.uuid4().hex
     command = {"command": "refit", "request_id": request_id}
@@ -46,6 +50,12 @@ async def refit(request: Request, settings: SettingsDep, _key: AdminKey) -> dict
     while True:
         models = current_models(view)
         if models is not None and models.get("request_id") == request_id:
+            error = (models.get("refit") or {}).get("error")
+            if error:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    {"error": f"the purchase models were not refitted: {error}", "models": models},
+                )
             return models
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:

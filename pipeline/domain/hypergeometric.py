@@ -55,9 +55,11 @@ NEAR_ONE = 1e-4
 def future(r: float, alpha: float, a: float, b: float, x: float, T: float, t: float) -> float:
     """Expected purchases in (T, T + t] of a BG/NBD customer alive at T after x repeat
     purchases: SciPy's 2F1 in Euler's form, (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z),
-    which stays finite for large x, where it keeps nine digits; `bgnbd_future` elsewhere
-    (large a and b, which fits reach; a small bracket; an integer c - a - b of the 2F1,
-    r + x - a + 1, where SciPy is finite but inexact; a near 1, where the form is 0/0)."""
+    which stays finite for large x, where the bracket 1 - (1-z)^(a-1) 2F1 is at least a
+    hundredth of its terms (SciPy's own error grows at most a hundredfold); `bgnbd_future`
+    elsewhere (large a and b, which fits reach; a small bracket; an integer c - a - b of
+    the 2F1, r + x - a + 1, where SciPy is finite but inexact; a near 1, where the form is
+    0/0)."""
     gap = r + x - a + 1.0
     if abs(a - 1.0) >= NEAR_ONE and abs(gap - round(gap)) >= 1e-6:
         z = t / (alpha + T + t)
@@ -68,7 +70,7 @@ def future(r: float, alpha: float, a: float, b: float, x: float, T: float, t: fl
         except OverflowError:
             rest = math.inf
         bracket = 1.0 - rest
-        if math.isfinite(bracket) and abs(bracket) > 1e-7 * max(1.0, abs(rest)):
+        if math.isfinite(bracket) and abs(bracket) > 1e-2 * max(1.0, abs(rest)):
             value = c / (a - 1.0) * bracket
             if value >= 0:
                 return value

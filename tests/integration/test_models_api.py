@@ -203,7 +203,13 @@ def test_a_refit_recovers_the_simulated_parameters(
     assert {"log_loss", "roc_auc", "labels"} <= set(body["churn"])
     assert body["versions"]["btyd"] == "btyd-1"  # the first fit: no refit ran before
     assert body["versions"]["churn"]
-    assert body["refit"] == {"customers": BUYERS, "error": None}
+    refit = body["refit"]
+    assert (refit["customers"], refit["error"], refit["kept_previous"]) == (BUYERS, None, False)
+    diagnostics = refit["diagnostics"]
+    assert diagnostics["bgnbd_customers"] == BUYERS
+    assert 0 < diagnostics["gamma_gamma_customers"] < BUYERS  # only repeat buyers with a value
+    assert -20 < diagnostics["bgnbd_log_likelihood"] < 0
+    assert diagnostics["gamma_gamma_log_likelihood"] < 0
     assert body["request_id"]
     models = running.get("/v1/models")
     assert models.status_code == 200
