@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test soak bench bench-workers unit integration lint clickhouse-server clean
+.PHONY: install run test soak bench bench-workers churn-quality unit integration lint clickhouse-server clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ $(PEER_PY): bench/peer-requirements.txt
 ## contents, then latency, reads, recovery and memory; the last line is one JSON object.
 bench: install $(BENCH_STAMP) $(PEER_PY)
 	$(PY) -m bench.throughput --users $(or $(USERS),10000) --events $(or $(EVENTS),200000)
+
+## The churn model on held-out users of the demo's simulated shop (docs/models.md); one JSON object.
+churn-quality: install
+	$(PY) -m bench.churn_quality --users $(or $(USERS),2000) --days $(or $(DAYS),240)
 
 ## Throughput with 1, 2 and 4 worker processes sharing the partitions, each run checked against
 ## the reference scorer; the last line is one JSON object.
