@@ -46,7 +46,8 @@ class ModelsService(Service):
             loop = asyncio.get_running_loop()
             inputs = self.enricher.refit_inputs()  # a copy, taken on the scoring loop
             initial = self.enricher.models.bgnbd
-            fitted = await loop.run_in_executor(self._executor, fit, inputs, initial)
+            model = self.enricher.settings.btyd_model
+            fitted = await loop.run_in_executor(self._executor, fit, inputs, initial, model)
             result = self.enricher.adopt(fitted)
             self.checkpoint()
             document = models_document(self.enricher, result, request_id)

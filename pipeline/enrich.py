@@ -182,7 +182,8 @@ class Enricher:
 
     def refit(self) -> RefitResult:
         """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
-        return self.adopt(fit(self.refit_inputs(), self.models.bgnbd))
+        model = self.settings.btyd_model
+        return self.adopt(fit(self.refit_inputs(), self.models.bgnbd, model))
 
     def adopt(self, result: RefitResult) -> RefitResult:
         """Use a fit's parameters (a failed fit changes nothing)."""
@@ -211,11 +212,16 @@ class Enricher:
         self.models.btyd_version = saved["btyd_version"]
 
 
-def fit(inputs: RefitInputs, initial: btyd.BgNbdParams | None = None) -> RefitResult:
-    """BG/NBD and Gamma-Gamma on arrays of buyers: pure, so it can run in a thread."""
+def fit(
+    inputs: RefitInputs, initial: btyd.BgNbdParams | None = None, variant: str = "bgnbd"
+) -> RefitResult:
+    """BG/NBD (or its `variant`) and Gamma-Gamma on arrays of buyers: pure, so it can run in
+    a thread."""
     x, t_x, age, valued_x, mean_value = inputs
+    if initial is not None and initial.variant != variant:
+        initial = None  # the other model's parameters are no start for this one
     try:
-        bg = btyd.fit_bgnbd(x, t_x, age, initial=initial)
+        bg = btyd.fit_bgnbd(x, t_x, age, initial=initial, variant=variant)
         repeat = (valued_x > 0) & (mean_value > 0)
         gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
     except btyd.FitError as exc:

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     churned_after_days: float = 90.0
     engagement_half_life_days: float = Field(default=7.0, gt=0, allow_inf_nan=False)
     horizon_days: float = Field(default=90.0, gt=0, le=3650, allow_inf_nan=False)
+    # The purchase model: the BG/NBD, or the modified BG/NBD in which one-time buyers can
+    # drop out too (better where many buy once and never again).
+    btyd_model: Literal["bgnbd", "mbgnbd"] = "bgnbd"
     # RFM scores need a population: below this many buyers documents carry none.
     rfm_min_buyers: int = Field(default=5, ge=1)
     # The churn model acts (documents carry its probability, rules on it fire) only once it

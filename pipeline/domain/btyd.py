@@ -13,6 +13,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, expit, gammaln
 
 from pipeline.domain.hypergeometric import future
+from pipeline.domain.mbgnbd import VARIANTS, mbgnbd_ll
 
 Array = npt.NDArray[np.float64]
 F = TypeVar("F", float, npt.NDArray[Any])
@@ -46,9 +47,19 @@ class BgNbdParams:
     a: float
     b: float
     time_unit: str = "days"
+    # "bgnbd", or "mbgnbd": the modified BG/NBD, in which one-time buyers can drop out too
+    # (pipeline.domain.mbgnbd).
+    variant: str = "bgnbd"
 
     def __post_init__(self) -> None:
         _check_positive(r=self.r, alpha=self.alpha, a=self.a, b=self.b)
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+
+    @property
+    def future_b(self) -> float:
+        """The b of the alive customer's expectation: b + 1 in the modified BG/NBD."""
+        return self.b + 1.0 if self.variant == "mbgnbd" else self.b
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,8 @@ def bgnbd_log_likelihood(
     T: time since the first purchase; times in ``params.time_unit``.
     """
     d = _bgnbd_data(x, t_x, T)
-    return float(np.sum(_bgnbd_ll(params.r, params.alpha, params.a, params.b, d)))
+    ll = mbgnbd_ll if params.variant == "mbgnbd" else _bgnbd_ll
+    return float(np.sum(ll(params.r, params.alpha, params.a, params.b, d)))
 
 
 def _fit(
@@ -146,6 +158,7 @@ def fit_bgnbd(
     initial: BgNbdParams | None = None,
     l2_penalty: float = 0.0,
     time_unit: str = "days",
+    variant: str = "bgnbd",
 ) -> BgNbdParams:
     """Maximum-likelihood BG/NBD parameters (L-BFGS-B on log-parameters).
 
@@ -165,8 +178,10 @@ def fit_bgnbd(
     else:
         start = np.array([initial.r, initial.alpha, initial.a, initial.b])
 
+    ll = mbgnbd_ll if variant == "mbgnbd" else _bgnbd_ll
+
     def neg_mean_ll(p: Array) -> float:
-        return -float(np.mean(_bgnbd_ll(p[0], p[1], p[2], p[3], d)))
+        return -float(np.mean(ll(p[0], p[1], p[2], p[3], d)))
 
     r, alpha, a, b = _fit(neg_mean_ll, start, l2_penalty, "BG/NBD")
     fitted = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
@@ -177,13 +192,24 @@ def fit_bgnbd(
     ]
     if outside:
         raise FitError(f"BG/NBD fit is degenerate: {', '.join(outside)}")
-    return BgNbdParams(**fitted, time_unit=time_unit)
+    return BgNbdParams(**fitted, time_unit=time_unit, variant=variant)
 
 
 def p_alive(params: BgNbdParams, x: F, t_x: F, T: F) -> F:
     """Probability the customer is still active at T (1 when x == 0)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    modified = params.variant == "mbgnbd"
+    if not any(np.ndim(v) for v in (x, t_x, T)):  # one customer: no arrays
+        xs = float(x)
+        if xs == 0 and not modified:
+            return 1.0  # type: ignore[return-value]
+        ratio = a / (b + xs) if modified else a / (b + xs - 1)
+        odds = math.log(ratio) + (r + xs) * math.log((alpha + float(T)) / (alpha + float(t_x)))
+        return float(expit(-odds))  # type: ignore[return-value]
     xa, ta, Ta = np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T))
+    if modified:  # a one-time buyer can have dropped out too
+        log_odds = np.log(a / (b + xa)) + (r + xa) * np.log((alpha + Ta) / (alpha + ta))
+        return _out(expit(-log_odds), x)
     xr = np.where(xa > 0, xa, 1.0)
     log_odds = np.log(a / (b + xr - 1)) + (r + xr) * np.log((alpha + Ta) / (alpha + ta))
     return _out(np.where(xa > 0, expit(-log_odds), 1.0), x)
@@ -192,7 +218,7 @@ def p_alive(params: BgNbdParams, x: F, t_x: F, T: F) -> F:
 def _future(params: BgNbdParams, x: Array, T: Array, t: Array) -> Array:
     """Expected purchases in (T, T + t] of a customer alive at T after x repeat purchases,
     element by element (`hypergeometric.future`: finite and right over `BGNBD_BOUNDS`)."""
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    r, alpha, a, b = params.r, params.alpha, params.a, params.future_b
     xa, Ta, ta = np.broadcast_arrays(_arr(x), _arr(T), _arr(t))
     out = np.empty(xa.shape)
     for i in np.ndindex(xa.shape):
@@ -201,21 +227,18 @@ def _future(params: BgNbdParams, x: Array, T: Array, t: Array) -> Array:
 
 
 def expected_purchases_new(params: BgNbdParams, t: F) -> F:
-    """E[X(t)]: expected repeat purchases in (0, t] of a customer just acquired."""
+    """E[X(t)]: expected repeat purchases in (0, t] of a customer just acquired (in the
+    modified BG/NBD, one who may drop out after that first purchase)."""
     zero = np.zeros_like(_arr(t))
-    return _out(_future(params, zero, zero, _arr(t)), t)
+    return _out(_future(params, zero, zero, _arr(t)) * _arr(p_alive(params, zero, zero, zero)), t)
 
 
 def expected_purchases(params: BgNbdParams, t: float | F, x: F, t_x: F, T: F) -> F:
     """Expected purchases in (T, T + t] given the history (x, t_x, T): P(alive) x future."""
     if not any(np.ndim(v) for v in (t, x, t_x, T)):  # one customer: no arrays
         xs, ts, Ts = float(x), float(t_x), float(T)
-        alive = 1.0
-        if xs > 0:
-            r, alpha, a, b = params.r, params.alpha, params.a, params.b
-            log_odds = math.log(a / (b + xs - 1)) + (r + xs) * math.log((alpha + Ts) / (alpha + ts))
-            alive = float(expit(-log_odds))
-        value = alive * future(params.r, params.alpha, params.a, params.b, xs, Ts, float(t))
+        alive = float(p_alive(params, xs, ts, Ts))
+        value = alive * future(params.r, params.alpha, params.a, params.future_b, xs, Ts, float(t))
         return value  # type: ignore[return-value]
     xa, ta, Ta, tt = np.broadcast_arrays(_arr(x), _arr(t_x), _arr(T), _arr(t))
     return _out(_future(params, xa, Ta, tt) * _arr(p_alive(params, xa, ta, Ta)), x)

@@ -17,13 +17,16 @@ def simulate_bgnbd(
     process of rate lambda and the customer drops out right after each repeat purchase with
     probability p, so the number made before dropping out is J ~ Geometric(p) on {1, 2, ...}.
     Given N(T) = n Poisson arrivals in (0, T], they are uniform order statistics; the k-th of
-    n is T * Beta(k, n - k + 1), which gives t_x exactly without drawing every arrival.
+    n is T * Beta(k, n - k + 1), which gives t_x exactly without drawing every arrival. In the
+    modified BG/NBD (`params.variant`) the customer can drop out after the first purchase too.
     """
     ages = np.broadcast_to(np.asarray(T, dtype=np.float64), (n,)).copy()
     lam = rng.gamma(params.r, 1.0 / params.alpha, size=n)
     drop = rng.beta(params.a, params.b, size=n)
     arrivals = rng.poisson(lam * ages)
     before_dropout = rng.geometric(np.clip(drop, 1e-300, 1.0))
+    if params.variant == "mbgnbd":  # the first purchase can be the last: J on {0, 1, ...}
+        before_dropout = before_dropout - 1
     x = np.minimum(arrivals, before_dropout)
     t_x = np.zeros(n)
     some = x > 0

@@ -33,6 +33,7 @@ from pipeline.domain.btyd import (
     p_alive,
 )
 from pipeline.domain.btyd_sim import simulate_bgnbd, simulate_gamma_gamma
+from pipeline.enrich import fit
 
 # Published CDNOW estimates: BG/NBD (Fader, Hardie & Lee 2005), weeks; Gamma-Gamma (FHL 2005).
 CDNOW = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, time_unit="weeks")
@@ -232,6 +233,28 @@ def test_penalty_shrinks_log_parameters_towards_zero() -> None:
     assert sum(logs[4:]) < sum(logs[:4])
 
 
+def test_modified_bgnbd_recovers_its_parameters_and_one_time_buyers_can_be_gone() -> None:
+    truth = BgNbdParams(r=0.8, alpha=8.0, a=0.9, b=4.0, variant="mbgnbd")
+    rng = np.random.default_rng(2007)
+    x, t_x, T = simulate_bgnbd(truth, 20_000, rng.uniform(60, 200, 20_000), rng)
+    fitted = fit_bgnbd(x, t_x, T, variant="mbgnbd")
+    assert fitted.variant == "mbgnbd"
+    assert_recovered(fitted, truth, "r alpha a b", {"r": 0.2, "alpha": 0.2, "a": 0.35, "b": 0.35})
+    assert bgnbd_log_likelihood(fitted, x, t_x, T) >= bgnbd_log_likelihood(truth, x, t_x, T)
+    # The modified model fits its own data better than the BG/NBD does.
+    plain = fit_bgnbd(x, t_x, T)
+    assert bgnbd_log_likelihood(fitted, x, t_x, T) > bgnbd_log_likelihood(plain, x, t_x, T)
+    # A one-time buyer long silent: alive for sure in the BG/NBD, not in the modified one.
+    assert p_alive(plain, 0, 0.0, 180.0) == 1.0
+    assert 0.0 < p_alive(fitted, 0, 0.0, 180.0) < 1.0
+    assert p_alive(fitted, 0, 0.0, 180.0) < p_alive(fitted, 0, 0.0, 1.0)
+
+
+def test_a_variant_must_be_known() -> None:
+    with pytest.raises(ValueError, match="variant"):
+        BgNbdParams(1.0, 1.0, 1.0, 1.0, variant="pareto")
+
+
 # -- failures and validation -------------------------------------------------------------
 
 
@@ -369,3 +392,21 @@ def test_simulated_histories_are_consistent() -> None:
     assert np.all((x > 0) == (t_x > 0))
     with pytest.raises(ValueError, match="x > 0"):
         simulate_gamma_gamma(CDNOW_GG, [1, 0], np.random.default_rng(1))
+
+
+def test_the_configured_variant_is_fitted_and_reported() -> None:
+    truth = BgNbdParams(r=0.8, alpha=8.0, a=0.9, b=4.0, variant="mbgnbd")
+    rng = np.random.default_rng(11)
+    x, t_x, T = simulate_bgnbd(truth, 3_000, rng.uniform(60, 200, 3_000), rng)
+    valued = np.maximum(x, 0)
+    mean_value = np.where(x > 0, simulate_gamma_gamma(CDNOW_GG, np.maximum(x, 1), rng), 0.0)
+    result = fit((x, t_x, T, valued, mean_value), None, "mbgnbd")
+    assert result.error is None
+    assert result.bgnbd is not None
+    assert result.bgnbd.variant == "mbgnbd"
+    assert result.diagnostics is not None
+    assert result.diagnostics["bgnbd_log_likelihood"] < 0
+    # Parameters of the other model are no starting point: the fit starts afresh.
+    plain = fit((x, t_x, T, valued, mean_value), result.bgnbd, "bgnbd")
+    assert plain.bgnbd is not None
+    assert plain.bgnbd.variant == "bgnbd"

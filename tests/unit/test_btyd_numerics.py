@@ -23,6 +23,7 @@ from pipeline.domain.btyd import (
     p_alive,
 )
 from pipeline.domain.hypergeometric import future_by_quadrature, log_hyp2f1_series
+from pipeline.domain.mbgnbd import VARIANTS
 
 # Parameters the product itself fitted on the demo's traffic (issue 16): SciPy's 2F1 gave
 # nan and -inf with them, and the documents' expected purchases and CLV went null.
@@ -32,14 +33,17 @@ FITTED = BgNbdParams(
 
 
 def reference(params: BgNbdParams, t: float, x: int, t_x: float, T: float) -> float:
-    """P(alive) x expected purchases of an alive customer, at 40 digits."""
+    """P(alive) x expected purchases of an alive customer, at 40 digits (the modified BG/NBD:
+    the dropout Beta one purchase further, and a one-time buyer may be gone)."""
     future = future_by_quadrature(params.r + x, t / (params.alpha + T), params.a,
-                                  params.b + x, digits=40)  # fmt: skip
-    if x == 0:
+                                  params.future_b + x, digits=40)  # fmt: skip
+    modified = params.variant == "mbgnbd"
+    if x == 0 and not modified:
         return future
     with mpmath.workdps(40):
         r, alpha, a, b = (mpmath.mpf(v) for v in (params.r, params.alpha, params.a, params.b))
-        odds = a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)
+        ratio = a / (b + x) if modified else a / (b + x - 1)
+        odds = ratio * ((alpha + T) / (alpha + t_x)) ** (r + x)
         return float(future / (1 + odds))
 
 
@@ -78,10 +82,11 @@ def within(name: str) -> st.SearchStrategy[float]:
 
 @st.composite
 def customers(draw: st.DrawFn) -> tuple[BgNbdParams, float, int, float, float]:
-    """Parameters over the whole box a fit is accepted in (r and alpha 1e-3 to 1e4, a and b
-    1e-2 to 1e4), a history of up to 500 repeat purchases over up to ten years, horizons of
-    a day to ten years."""
-    params = BgNbdParams(*(draw(within(name)) for name in ("r", "alpha", "a", "b")))
+    """Parameters of either variant over the whole box a fit is accepted in (r and alpha
+    1e-3 to 1e4, a and b 1e-2 to 1e4), a history of up to 500 repeat purchases over up to
+    ten years, horizons of a day to ten years."""
+    values = (draw(within(name)) for name in ("r", "alpha", "a", "b"))
+    params = BgNbdParams(*values, variant=draw(st.sampled_from(VARIANTS)))
     T = 10.0 ** draw(st.floats(min_value=-1, max_value=math.log10(3650)))
     x = draw(st.integers(0, 500))
     t_x = 0.0 if x == 0 else T * draw(st.floats(min_value=0, max_value=1))
