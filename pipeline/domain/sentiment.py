@@ -51,6 +51,9 @@ class _Item:
     weight: float = 0.0
     alt: float = 0.0
     zh: bool = False
+    # An emoji or a text emoticon: the writer's own feeling, which no word before it negates
+    # ("nothing for redheads :(" is negative).
+    symbol: bool = False
 
 
 def _vocab(
@@ -169,7 +172,8 @@ def _items(text: str) -> list[_Item]:
         match = _match_zh_at(text, i)
         if match is not None:
             size, (kind, weight, alt) = match
-            items.append(_Item(kind, weight, alt, zh=True))
+            symbol = kind == _TERM and not any(ch.isalpha() for ch in text[i : i + size])
+            items.append(_Item(kind, weight, alt, zh=True, symbol=symbol))
             i += size
             continue
         items.append(_Item(_BREAK) if c in _BREAKS else _Item(_OTHER, zh=True))
@@ -218,7 +222,8 @@ def raw_score(text: str) -> float:
             contributions = [c * CONTRAST_BEFORE for c in contributions]
             after = CONTRAST_AFTER
         elif item.kind == _TERM:
-            contributions.append(item.weight * _modifier(items, k) * after)
+            modifier = 1.0 if item.symbol else _modifier(items, k)
+            contributions.append(item.weight * modifier * after)
     total = math.fsum(contributions)
     if _is_question(text):
         total *= QUESTION_DAMPING

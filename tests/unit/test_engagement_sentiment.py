@@ -220,6 +220,22 @@ def test_emoji_only() -> None:
     assert classify("😡👎").label == "negative"
 
 
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("nothing for redheads :(", "negative"),  # was positive (0.29): "nothing" negated ":("
+        ("not happy :(", "negative"),
+        ("never again 😡", "negative"),
+        ("没有一个不喜欢的😍", "positive"),
+        ("不好😞", "negative"),
+    ],
+)
+def test_emoji_and_emoticons_are_not_negated_by_the_words_before_them(
+    text: str, label: str
+) -> None:
+    assert classify(text).label == label
+
+
 def test_very_long_text() -> None:
     text = "质量很好，" * 20_000 + "great " * 20_000 + "垃圾" * 10_000
     started = time.perf_counter()
