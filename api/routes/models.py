@@ -23,8 +23,14 @@ def current_models(view: CompactedView) -> dict[str, Any] | None:
 
 @router.get("")
 async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
-    """BG/NBD (`btyd`: r, alpha, a, b, time_unit) and Gamma-Gamma parameters, churn-model
-    progressive-validation quality (log loss, ROC AUC, labels), versions."""
+    """BG/NBD (`btyd`: r, alpha, a, b, time_unit, variant `bgnbd` or `mbgnbd`) and
+    Gamma-Gamma (`gamma_gamma`: p, q, v) parameters in use; `refit`: the last refit's
+    customers, its error if it failed (`kept_previous`: the last good parameters stay) and its
+    fit's log-likelihood per customer; `churn`: progressive-validation quality (log loss, ROC
+    AUC, Brier score, calibration error, labels, positives) and whether the model is `ready`
+    (`not_ready`: why not; until then documents carry no churn probability); `rfm`: the
+    population's scale (the values at which scores 2 to 5 begin, its version, buyers), which
+    every document is scored against; versions. 503 before the worker first publishes."""
     models = current_models(request.app.state.models_view)
     if models is None:
         raise HTTPException(
