@@ -131,7 +131,11 @@ class Enricher:
     def derive(self, user: UserState, at_ms: int, horizon_days: float | None = None) -> Derived:
         horizon = self.settings.horizon_days if horizon_days is None else horizon_days
         churn = None
-        if self.churn_ready():  # before it is, its probability means nothing: none is shown
+        # The model learns from users at the moment they turn silent (features then, churned
+        # or back later): it scores silent users only, as P(churn | silent); for an active
+        # user it would extrapolate (it put active buyers at 1.0). Before it is ready its
+        # probability means nothing: none is shown.
+        if user.stage == Stage.SILENT and self.churn_ready():
             churn = self.models.churn.predict(
                 features(user, at_ms, self.half_life_ms, self.window_ms)
             )
