@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.domain.document import built
+from pipeline.domain.document import rfm_block
 from pipeline.domain.rfm import RfmValues, score_on
 from pipeline.domain.rfm_scale import RfmScale
-from schemas.scores import RfmBlock, ScoreDocument
+from schemas.scores import ScoreDocument
 
 DAY_S = 86_400
 
@@ -28,17 +28,6 @@ def rescored(document: ScoreDocument, models: dict[str, Any] | None) -> ScoreDoc
     monetary_cents = round(document.monetary * 100)
     values = RfmValues(last_paid_day, document.order_count, monetary_cents)
     as_of_day = last_paid_day + round(document.rfm.recency_days)
-    score = score_on(scale, values, as_of_day)
-    block = built(
-        RfmBlock,
-        recency_days=document.rfm.recency_days,
-        frequency=score.frequency,
-        monetary=score.monetary,
-        r=score.r,
-        f=score.f,
-        m=score.m,
-        segment=score.segment,
-        rfm_class=score.rfm_class,
-    )
+    block = rfm_block(score_on(scale, values, as_of_day))
     versions = {**document.model_versions, "rfm": f"rfm-{scale.version}"}
     return document.model_copy(update={"rfm": block, "model_versions": versions})

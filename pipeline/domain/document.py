@@ -47,7 +47,8 @@ def _at(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000.0, tz=UTC)
 
 
-def _rfm(score: RfmScore | None) -> RfmBlock | None:
+def rfm_block(score: RfmScore | None) -> RfmBlock | None:
+    """The document's RFM block of a score (None: none)."""
     if score is None:
         return None
     return built(
@@ -115,7 +116,7 @@ def score_document(
         last_paid_at=_at(state.last_paid_ms),
         last_interaction_at=_at(state.last_interaction_ms),
         last_event_at=_at(state.last_event_ms),
-        rfm=_rfm(derived.rfm) if derived else None,
+        rfm=rfm_block(derived.rfm) if derived else None,
         churn_probability=finite(derived.churn_probability) if derived else None,
         purchase=_purchase(derived) if derived else None,
         engagement=round(derived.engagement, 4) if derived else 0.0,

@@ -3,10 +3,11 @@ a fit can reach.
 
 SciPy's `hyp2f1` is fast and right over most of the space, but returns nan for large
 parameters (a dropout Beta with a and b in the hundreds or thousands, which real fits reach),
-so the purchase predictions went null. Here its result is kept where it is finite; elsewhere
-the power series is summed directly (every term is positive for the BG/NBD's arguments, so
-there is no cancellation, and it is summed with a running scale, so nothing overflows), and
-where the series converges too slowly, mpmath evaluates the function at high precision.
+so the purchase predictions went null. Here its result is kept where it is finite and keeps
+its digits (`future`); elsewhere the power series is summed directly (every term is positive
+for the BG/NBD's arguments, so there is no cancellation, and it is summed with a running
+scale, so nothing overflows), and where the series converges too slowly, mpmath integrates
+the expectation over the dropout probability (`future_by_quadrature`).
 """
 
 from __future__ import annotations
