@@ -158,6 +158,9 @@ class Scorer:
             clock = watermark.value()
         if clock is None:
             return outcomes
+        # Settled strictly before the watermark: another topic of the partition may still
+        # bring an event stamped at the watermark's own time, and it is on time.
+        clock -= 1
         for user_id in timers.pop_due(clock):
             user = self._load(user_id)
             transitions = advance(user, self.rules, clock)

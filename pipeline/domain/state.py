@@ -293,6 +293,8 @@ def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition
 
     Each transition carries the exact time its rule fired (say, 30 days after the last
     interaction), so advancing late gives the same history as advancing often.
+    Advancing to `now_ms` settles it: an event stamped at or before it is late and corrects
+    the history (so a watermark settles the times strictly before its own).
     """
     if state.clock_ms is not None and now_ms <= state.clock_ms:
         return []  # derived that far already

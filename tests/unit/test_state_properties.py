@@ -135,11 +135,14 @@ def test_advancing_step_by_step_equals_one_late_advance(
     tick_iter = iter(ticks)
     for e in [*events, Ev(end, "", 0)]:
         # advance on the event clock at a few times between the previous event and this one
+        # (strictly before it: advancing to its own time would settle that time, making it
+        # late; the scorer settles strictly before its watermark)
         for _ in range(3):
             tick = next(tick_iter, None)
             if tick is None:
                 break
-            stepped_out.extend(advance(stepped, rules, previous + (e.ts - previous) * tick // 1000))
+            at = previous + max(0, e.ts - 1 - previous) * tick // 1000
+            stepped_out.extend(advance(stepped, rules, at))
         if e.type:
             stepped_out.extend(apply(stepped, e.fact(), rules))
         previous = e.ts

@@ -170,14 +170,32 @@ def test_durations(text: str | float, ms: int) -> None:
 def test_became_silent_and_churned_fire_at_the_rule_time_and_not_a_millisecond_before() -> None:
     script = Script()
     assert fired_rules([script.live("like", T0)]) == []
-    assert fired_rules(script.sweep(T0 + 30 * DAY_MS - 1)) == []
-    silent = script.sweep(T0 + 30 * DAY_MS)
+    # A watermark settles the times strictly before it: at exactly T0 + 30 days an event of
+    # another topic stamped then may still come, and it is on time.
+    assert fired_rules(script.sweep(T0 + 30 * DAY_MS)) == []
+    silent = script.sweep(T0 + 30 * DAY_MS + 1)
     assert fired_rules(silent) == ["became_silent"]
     fired = silent[0].fired[0][0]
     assert fired.at_ms == T0 + 30 * DAY_MS
     assert fired.reason == {"stage": "silent"}
-    assert fired_rules(script.sweep(T0 + 90 * DAY_MS - 1)) == []
-    assert fired_rules(script.sweep(T0 + 90 * DAY_MS)) == ["became_churned"]
+    assert fired_rules(script.sweep(T0 + 90 * DAY_MS)) == []
+    assert fired_rules(script.sweep(T0 + 90 * DAY_MS + 1)) == ["became_churned"]
+
+
+def test_an_event_at_the_watermark_s_own_time_is_on_time() -> None:
+    """The watermark reaches the exact time the user would turn silent; an event of another
+    topic stamped at that same millisecond then comes: the user never was silent, so nothing
+    fires and nothing is corrected."""
+    script = Script()
+    script.live("like", T0)
+    assert script.sweep(T0 + 30 * DAY_MS) == []
+    outcome = script.send("chat-events", "message", T0 + 30 * DAY_MS, group_id="g1",
+                          text="hi")  # fmt: skip
+    assert fired_rules([outcome]) == []
+    assert [t for t in outcome.transitions if t.retracted] == []
+    user = script.scorer.store.get("u1")
+    assert user is not None
+    assert [h[1] for h in user.history] == ["potential"]
 
 
 def test_stage_rules_fire_for_idle_changes_found_when_the_next_event_comes() -> None:
@@ -344,7 +362,7 @@ def test_cooldown_per_subject_and_rule_on_the_event_clock() -> None:
 def test_the_cooldown_survives_a_restart_and_a_replay_fires_nothing_again() -> None:
     script = Script()
     script.live("like", T0)
-    assert fired_rules(script.sweep(T0 + 30 * DAY_MS)) == ["became_silent"]
+    assert fired_rules(script.sweep(T0 + 30 * DAY_MS + 1)) == ["became_silent"]
     # The worker restarts: the user comes back from the changelog record.
     user = script.scorer.store.get("u1")
     assert user is not None
@@ -359,9 +377,9 @@ def test_the_cooldown_survives_a_restart_and_a_replay_fires_nothing_again() -> N
     assert replay.live("like", T0).duplicate
     # Back within the cooldown and silent again: not a second trigger.
     assert fired_rules([again.live("like", T0 + 31 * DAY_MS)]) == []
-    assert fired_rules(again.sweep(T0 + 31 * DAY_MS + 30 * DAY_MS - 1)) == []
+    assert fired_rules(again.sweep(T0 + 31 * DAY_MS + 30 * DAY_MS)) == []
     # (The user went silent again 61 days after the first event; the first trigger was at 30.)
-    assert fired_rules(again.sweep(T0 + 61 * DAY_MS)) == ["became_silent"]
+    assert fired_rules(again.sweep(T0 + 61 * DAY_MS + 1)) == ["became_silent"]
 
 
 def test_a_replay_from_scratch_fires_the_same_triggers_with_the_same_ids() -> None:
