@@ -13,8 +13,9 @@ import orjson
 from mode import Service
 
 from pipeline.app import Wiring
-from pipeline.enrich import Enricher, RefitResult, fit
+from pipeline.enrich import Enricher
 from pipeline.models_doc import MODELS_KEY, models_document
+from pipeline.refit import RefitResult, fit
 
 log = logging.getLogger(__name__)
 

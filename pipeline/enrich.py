@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import pickle
-from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.domain import btyd
+from pipeline.domain import btyd_holdout
 from pipeline.domain.churn import ChurnModel, label_for, on_silent
 from pipeline.domain.document import Derived
 from pipeline.domain.engagement import Engagement, add, interaction_amount, value_at, watch_amount
+from pipeline.domain.orders import TS_AT
 from pipeline.domain.profile import (
     Models,
     features,
@@ -23,28 +23,12 @@ from pipeline.domain.rfm import RfmValues
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import DAY_MS, Stage
 from pipeline.domain.state import Fact, Transition, UserState
+from pipeline.refit import RefitInputs, RefitResult, fit
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TEXT_TYPES = frozenset({"comment", "message", "reply"})
-
-
-# x, t_x, T, repeat orders with a value, their mean value: one entry per buyer.
-RefitInputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-@dataclass(frozen=True)
-class RefitResult:
-    """What a refit produced, or why it kept the previous parameters."""
-
-    bgnbd: btyd.BgNbdParams | None
-    gamma_gamma: btyd.GammaGammaParams | None
-    customers: int
-    error: str | None = None
-    # The fit's quality: mean log-likelihood per customer of each model, and how many
-    # customers each was fitted on.
-    diagnostics: dict[str, float] | None = None
 
 
 class Enricher:
@@ -55,9 +39,10 @@ class Enricher:
         self.models = Models()
         self.half_life_ms = max(1, int(settings.engagement_half_life_days * DAY_MS))
         self.window_ms = int(settings.active_window_days * DAY_MS)
-        # Per buyer: (first paid, last paid, paid orders, gross paid cents), for refits.
-        # user_id: (first paid ms, last paid ms, orders, free orders, cents paid)
-        self.buyers: dict[str, tuple[int, int, int, int, int]] = {}
+        # Per buyer, for refits: (first paid ms, last paid ms, orders, free orders, cents
+        # paid, the payments a holdout check can need: `btyd_holdout.recent_payments`).
+        self.buyers: dict[str, tuple[int, int, int, int, int, tuple[int, ...], int | None]] = {}
+        self.holdout_ms = int(settings.btyd_holdout_days * DAY_MS)
         # Each buyer's values as counted in the population, so a move removes what was added.
         self.members: dict[str, RfmValues] = {}
         self.clock_ms = 0
@@ -78,9 +63,14 @@ class Enricher:
             else:
                 self.members[user.user_id] = new
         if user.first_paid_ms is not None and user.last_paid_ms is not None:
+            after, before = btyd_holdout.recent_payments(
+                (entry[TS_AT] for entry in user.orders.values()),
+                user.last_event_ms or user.last_paid_ms,
+                self.holdout_ms,
+            )
             self.buyers[user.user_id] = (
                 user.first_paid_ms, user.last_paid_ms, user.order_count, user.free_orders,
-                user.paid_cents,
+                user.paid_cents, after, before,
             )  # fmt: skip
         if user.last_event_ms is not None:
             self.clock_ms = max(self.clock_ms, user.last_event_ms)
@@ -171,8 +161,9 @@ class Enricher:
         }
 
     def refit_inputs(self) -> RefitInputs:
-        """x, t_x, T (days, at the event clock) of every buyer, and the repeat orders with
-        a value and their mean value (free orders are purchases, not order values)."""
+        """x, t_x, T (days, at the event clock) of every buyer, the repeat orders with a
+        value and their mean value (free orders are purchases, not order values), and the
+        holdout split of the last `btyd_holdout_days`."""
         rows = list(self.buyers.values())
         first = np.array([r[0] for r in rows], dtype=float)
         last = np.array([r[1] for r in rows], dtype=float)
@@ -182,7 +173,11 @@ class Enricher:
         t_x = (last - first) / DAY_MS
         age = np.maximum((self.clock_ms - first) / DAY_MS, t_x)
         mean_value = paid / 100 / np.maximum(valued, 1)
-        return count - 1, t_x, age, np.maximum(valued - 1, 0), mean_value
+        holdout = None
+        if self.holdout_ms > 0:
+            records = ((r[0], r[1], r[2], r[5], r[6]) for r in rows)
+            holdout = btyd_holdout.split(records, self.clock_ms, self.holdout_ms)
+        return RefitInputs(count - 1, t_x, age, np.maximum(valued - 1, 0), mean_value, holdout)
 
     def refit(self) -> RefitResult:
         """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
@@ -214,30 +209,3 @@ class Enricher:
         self.models.bgnbd = saved["bgnbd"]
         self.models.gamma_gamma = saved["gamma_gamma"]
         self.models.btyd_version = saved["btyd_version"]
-
-
-def fit(
-    inputs: RefitInputs, initial: btyd.BgNbdParams | None = None, variant: str = "bgnbd"
-) -> RefitResult:
-    """BG/NBD (or its `variant`) and Gamma-Gamma on arrays of buyers: pure, so it can run in
-    a thread."""
-    x, t_x, age, valued_x, mean_value = inputs
-    if initial is not None and initial.variant != variant:
-        initial = None  # the other model's parameters are no start for this one
-    try:
-        bg = btyd.fit_bgnbd(x, t_x, age, initial=initial, variant=variant)
-        repeat = (valued_x > 0) & (mean_value > 0)
-        gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
-    except btyd.FitError as exc:
-        log.warning("purchase models not refitted (the last good parameters stay): %s", exc)
-        return RefitResult(None, None, len(x), str(exc))
-    diagnostics = {
-        "bgnbd_log_likelihood": btyd.bgnbd_log_likelihood(bg, x, t_x, age) / len(x),
-        "bgnbd_customers": float(len(x)),
-        "gamma_gamma_log_likelihood": btyd.gamma_gamma_log_likelihood(
-            gg, valued_x[repeat], mean_value[repeat]
-        )
-        / int(repeat.sum()),
-        "gamma_gamma_customers": float(repeat.sum()),
-    }
-    return RefitResult(bg, gg, len(x), diagnostics=diagnostics)

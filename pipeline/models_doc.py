@@ -6,7 +6,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.enrich import Enricher, RefitResult
+from pipeline.enrich import Enricher
+from pipeline.refit import RefitResult
 
 MODELS_KEY = b"models"
 

@@ -102,7 +102,12 @@ class Settings(BaseSettings):
     horizon_days: float = Field(default=90.0, gt=0, le=3650, allow_inf_nan=False)
     # The purchase model: the BG/NBD, or the modified BG/NBD in which one-time buyers can
     # drop out too (better where many buy once and never again).
-    btyd_model: Literal["bgnbd", "mbgnbd"] = "bgnbd"
+    # "auto": the one whose predictions of the last `btyd_holdout_days` err least.
+    btyd_model: Literal["bgnbd", "mbgnbd", "auto"] = "bgnbd"
+    # Each refit also fits on the buyers' history up to this many days ago and compares
+    # its predictions with the purchases made since (GET /v1/models, `refit.diagnostics.
+    # holdout`); 0 turns the check off.
+    btyd_holdout_days: float = Field(default=28.0, ge=0)
     # RFM scores need a population: below this many buyers documents carry none.
     rfm_min_buyers: int = Field(default=5, ge=1)
     # The churn model acts (documents carry its probability, rules on it fire) only once it

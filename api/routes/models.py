@@ -26,7 +26,11 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     """BG/NBD (`btyd`: r, alpha, a, b, time_unit, variant `bgnbd` or `mbgnbd`) and
     Gamma-Gamma (`gamma_gamma`: p, q, v) parameters in use; `refit`: the last refit's
     customers, its error if it failed (`kept_previous`: the last good parameters stay) and its
-    fit's log-likelihood per customer; `churn`: progressive-validation quality (log loss, ROC
+    `diagnostics`: log-likelihood per customer, the optimiser's convergence, and the holdout
+    check (`holdout`: fitted on the history up to `BTYD_HOLDOUT_DAYS` ago, the purchases it
+    predicted since against those made, and the mean absolute error per buyer; with
+    `BTYD_MODEL=auto`, `holdout_variants` has both variants and the better one is used);
+    `churn`: progressive-validation quality (log loss, ROC
     AUC, Brier score, calibration error, labels, positives) and whether the model is `ready`
     (`not_ready`: why not; until then documents carry no churn probability); `rfm`: the
     population's scale (the values at which scores 2 to 5 begin, its version, buyers), which

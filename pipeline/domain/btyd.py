@@ -131,9 +131,14 @@ def bgnbd_log_likelihood(
 
 
 def _fit(
-    neg_mean_ll: Callable[[Array], float], start: Array, l2_penalty: float, model: str
+    neg_mean_ll: Callable[[Array], float],
+    start: Array,
+    l2_penalty: float,
+    model: str,
+    report: dict[str, Any] | None = None,
 ) -> Array:
-    """Minimise mean negative log-likelihood + l2_penalty * |log params|^2; params returned."""
+    """Minimise mean negative log-likelihood + l2_penalty * |log params|^2; params returned.
+    `report`, if given, receives the optimiser's iterations and whether it restarted."""
 
     def objective(theta: Array) -> float:
         value = neg_mean_ll(np.exp(theta)) + l2_penalty * float(theta @ theta)
@@ -142,8 +147,12 @@ def _fit(
     theta = np.clip(np.log(start), -_LOG_BOUND, _LOG_BOUND)
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(start)
     res = minimize(objective, theta, method="L-BFGS-B", bounds=bounds)
-    if not res.success:  # a line-search stop near the optimum: restart from there once
+    iterations, restarted = int(res.nit), not res.success
+    if restarted:  # a line-search stop near the optimum: restart from there once
         res = minimize(objective, res.x, method="L-BFGS-B", bounds=bounds)
+        iterations += int(res.nit)
+    if report is not None:
+        report.update(converged=bool(res.success), iterations=iterations, restarted=restarted)
     if not res.success or not np.all(np.isfinite(res.x)) or res.fun >= 1e100:
         raise FitError(f"{model} fit failed: optimiser says {res.message!r}")
     if np.any(np.abs(res.x) > _LOG_BOUND - 1e-3):
@@ -159,6 +168,7 @@ def fit_bgnbd(
     l2_penalty: float = 0.0,
     time_unit: str = "days",
     variant: str = "bgnbd",
+    report: dict[str, Any] | None = None,
 ) -> BgNbdParams:
     """Maximum-likelihood BG/NBD parameters (L-BFGS-B on log-parameters).
 
@@ -183,7 +193,7 @@ def fit_bgnbd(
     def neg_mean_ll(p: Array) -> float:
         return -float(np.mean(ll(p[0], p[1], p[2], p[3], d)))
 
-    r, alpha, a, b = _fit(neg_mean_ll, start, l2_penalty, "BG/NBD")
+    r, alpha, a, b = _fit(neg_mean_ll, start, l2_penalty, "BG/NBD", report)
     fitted = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
     outside = [
         f"{name} = {value:.4g} outside [{BGNBD_BOUNDS[name][0]:g}, {BGNBD_BOUNDS[name][1]:g}]"

@@ -47,3 +47,27 @@ def simulate_gamma_gamma(
         raise ValueError("simulate_gamma_gamma needs x > 0 for every customer")
     nu = rng.gamma(params.q, 1.0 / params.v, size=xa.shape)
     return rng.gamma(params.p * xa, 1.0 / (nu * xa))
+
+
+def simulate_purchase_times(
+    params: BgNbdParams, n: int, T: npt.ArrayLike, rng: np.random.Generator
+) -> list[Array]:
+    """The repeat purchase times in (0, T] of `n` customers (days after each one's first
+    purchase), drawn purchase by purchase: exponential gaps of rate lambda, and after each
+    purchase (in the modified BG/NBD the first too) a dropout with probability p."""
+    ages = np.broadcast_to(np.asarray(T, dtype=np.float64), (n,))
+    lam = rng.gamma(params.r, 1.0 / params.alpha, size=n)
+    drop = rng.beta(params.a, params.b, size=n)
+    out: list[Array] = []
+    for i in range(n):
+        times: list[float] = []
+        alive = not (params.variant == "mbgnbd" and rng.random() < drop[i])
+        at = 0.0
+        while alive:
+            at += rng.exponential(1.0 / lam[i])
+            if at > ages[i]:
+                break
+            times.append(at)
+            alive = rng.random() >= drop[i]
+        out.append(np.asarray(times))
+    return out

@@ -210,6 +210,15 @@ def test_a_refit_recovers_the_simulated_parameters(
     assert 0 < diagnostics["gamma_gamma_customers"] < BUYERS  # only repeat buyers with a value
     assert -20 < diagnostics["bgnbd_log_likelihood"] < 0
     assert diagnostics["gamma_gamma_log_likelihood"] < 0
+    assert diagnostics["bgnbd_convergence"]["converged"] is True
+    # The holdout check of the last 28 days: fitted on the history before, it predicts
+    # the purchases made since by the buyers first seen before.
+    holdout = diagnostics["holdout"]
+    assert holdout["variant"] == "bgnbd"
+    assert holdout["holdout_days"] == 28
+    assert 0 < holdout["customers"] <= BUYERS
+    assert holdout["actual"] >= 0, holdout
+    assert holdout["predicted"] >= 0, holdout
     assert body["request_id"]
     models = running.get("/v1/models")
     assert models.status_code == 200

@@ -33,7 +33,7 @@ from pipeline.domain.btyd import (
     p_alive,
 )
 from pipeline.domain.btyd_sim import simulate_bgnbd, simulate_gamma_gamma
-from pipeline.enrich import fit
+from pipeline.refit import fit
 
 # Published CDNOW estimates: BG/NBD (Fader, Hardie & Lee 2005), weeks; Gamma-Gamma (FHL 2005).
 CDNOW = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, time_unit="weeks")

@@ -1,0 +1,98 @@
+"""Refits of the purchase models on every buyer: BG/NBD (or the modified BG/NBD, chosen by
+configuration or by a holdout check) and Gamma-Gamma, with the fit's diagnostics.
+
+Pure functions on arrays, so a refit runs in a thread while the worker scores events.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from pipeline.domain import btyd, btyd_holdout
+from pipeline.domain.mbgnbd import VARIANTS
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"  # choose the variant whose holdout predictions err least
+
+
+class RefitInputs(NamedTuple):
+    """One entry per buyer: repeat purchases x, t_x and age T (days, at the event clock),
+    repeat orders with a value and their mean value (base currency); and the holdout split
+    of the last weeks (None: no holdout check)."""
+
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    valued_x: np.ndarray
+    mean_value: np.ndarray
+    holdout: btyd_holdout.Holdout | None = None
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """What a refit produced, or why it kept the previous parameters."""
+
+    bgnbd: btyd.BgNbdParams | None
+    gamma_gamma: btyd.GammaGammaParams | None
+    customers: int
+    error: str | None = None
+    # The fit's quality: mean log-likelihood per customer of each model and how many
+    # customers each was fitted on, the optimiser's convergence, and the holdout check
+    # (`holdout`; with `BTYD_MODEL=auto` one per variant in `holdout_variants`).
+    diagnostics: dict[str, Any] | None = None
+
+
+def _holdout(inputs: RefitInputs, variant: str) -> tuple[str, dict[str, Any]]:
+    """The variant to fit and what the holdout check says about it."""
+    holdout = inputs.holdout
+    if holdout is None:
+        return (VARIANTS[0] if variant == AUTO else variant), {}
+    if variant != AUTO:
+        return variant, {"holdout": btyd_holdout.check(holdout, variant)}
+    checks = [btyd_holdout.check(holdout, v) for v in VARIANTS]
+    chosen = btyd_holdout.best(checks) or VARIANTS[0]
+    found = next(c for c in checks if c["variant"] == chosen)
+    return chosen, {"holdout": found, "holdout_variants": checks}
+
+
+def fit(
+    inputs: RefitInputs | tuple[np.ndarray, ...],
+    initial: btyd.BgNbdParams | None = None,
+    variant: str = "bgnbd",
+) -> RefitResult:
+    """BG/NBD (`variant`: "bgnbd", "mbgnbd" or "auto") and Gamma-Gamma on arrays of buyers.
+
+    A fit the data cannot support (too few buyers, no repeat purchase, a degenerate fit)
+    returns the error and no parameters: the caller keeps the last good ones.
+    """
+    data = RefitInputs(*inputs)
+    x, t_x, age, valued_x, mean_value = data[:5]
+    chosen, diagnostics = _holdout(data, variant)
+    if initial is not None and initial.variant != chosen:
+        initial = None  # the other model's parameters are no start for this one
+    convergence: dict[str, Any] = {}
+    try:
+        bg = btyd.fit_bgnbd(x, t_x, age, initial=initial, variant=chosen, report=convergence)
+        repeat = (valued_x > 0) & (mean_value > 0)
+        gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
+    except btyd.FitError as exc:
+        log.warning("purchase models not refitted (the last good parameters stay): %s", exc)
+        return RefitResult(None, None, len(x), str(exc), diagnostics or None)
+    diagnostics.update(
+        {
+            "bgnbd_log_likelihood": btyd.bgnbd_log_likelihood(bg, x, t_x, age) / len(x),
+            "bgnbd_customers": float(len(x)),
+            "bgnbd_convergence": convergence,
+            "gamma_gamma_log_likelihood": btyd.gamma_gamma_log_likelihood(
+                gg, valued_x[repeat], mean_value[repeat]
+            )
+            / int(repeat.sum()),
+            "gamma_gamma_customers": float(repeat.sum()),
+        }
+    )
+    return RefitResult(bg, gg, len(x), diagnostics=diagnostics)
