@@ -39,6 +39,7 @@ from bench.live import (
     state_bytes_per_user,
     steady_load,
 )
+from bench.text_cost import sentiment_cost
 from pipeline.broker import start_tansu
 from pipeline.demo import topics_of
 from pipeline.demo_model import World, utc_midnight
@@ -356,6 +357,7 @@ def main() -> None:
         messages = generate(settings, args.users, args.events, args.seed)
         generated_s = time.perf_counter() - t0
         produce_s = asyncio.run(produce(settings.kafka_bootstrap, messages))
+        text_cost = sentiment_cost(value for _, _, value in messages)
         inputs = list(settings.input_topics)
         log("raw client limit")
         raw = asyncio.run(raw_rate(settings.kafka_bootstrap, inputs, len(messages)))
@@ -453,6 +455,7 @@ def main() -> None:
             "rss_per_user_kb": round((rss - rate["base_rss_mb"]) * 1024 / len(references), 2),
             "rss_peak_mb": round(rss_peak, 1),
             "reference": "equal" if not wrong else f"{len(wrong)} users differ",
+            **text_cost,
         }
         if wrong:
             log("users that differ from the reference, e.g.: " + " | ".join(wrong[:5]))

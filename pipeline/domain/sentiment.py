@@ -1,4 +1,9 @@
-"""Offline lexicon sentiment of chat messages and live comments, in Chinese and English."""
+"""Offline sentiment of chat messages and live comments, in Chinese and English.
+
+A hand-written lexicon (negation, intensifiers, contrast, emoji and emoticons) for both
+languages; for Chinese text the shipped polarity model (`sentiment_model`, trained on review
+sentences nobody on the team wrote) decides with the lexicon beside it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from functools import lru_cache
 from typing import Literal
 
 from pipeline.domain import sentiment_lexicon as lex
+from pipeline.domain import sentiment_model
 
 Label = Literal["positive", "neutral", "negative"]
 
@@ -25,6 +31,14 @@ EN_NEGATION_GAP = 2  # words allowed between (the negator within 3 tokens before
 INTENSIFIER_GAP = 1  # items allowed between an intensifier and its term
 MAX_INTENSITY = 2.5
 MAX_PHRASE_WORDS = 4
+# Chinese text with no lexicon term is neutral unless the model's log-odds reach this
+# (P > 0.993): most such comments are questions and chatter ("几点开播").
+MODEL_ALONE_LOGIT = 5.0
+# A short comment ("不贵", "从来没让我失望", "这个好用吗?") where the lexicon has an opinion
+# is the lexicon's: its negation, question and contrast rules read it better than n-grams
+# learnt from long reviews.
+SHORT_TEXT = 12
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # Full-width punctuation is ASCII after NFKC; "。", "、" and the CJK brackets are not.
 _BREAKS = frozenset('.,!?;:~\n\r\t()[]{}"。、【】「」《》')
@@ -230,6 +244,12 @@ def raw_score(text: str) -> float:
     return total * (1.0 + EXCLAMATION_BOOST * min(text.count("!"), 4))
 
 
+def lexicon_score(text: str) -> float:
+    """The lexicon's score of `text` alone, in (-1, 1) (0 when it has no term)."""
+    s = raw_score(text)
+    return s / math.hypot(s, math.sqrt(ALPHA))
+
+
 # Live comments repeat a lot ("666", "好看", "买了"): short texts' results are kept.
 CACHED_TEXT_LENGTH = 64
 
@@ -247,8 +267,15 @@ def _classify_short(text: str) -> Sentiment:
 
 
 def _classify(text: str) -> Sentiment:
-    s = raw_score(text)
-    score = s / math.hypot(s, math.sqrt(ALPHA))
+    score = lexicon_score(text)
+    short_opinion = len(text) <= SHORT_TEXT and abs(score) >= NEUTRAL_BAND
+    if _CJK.search(text) is not None and not short_opinion:
+        # Chinese: the shipped model with the lexicon beside it (log-odds); a text with no
+        # lexicon term stays neutral unless the model alone is all but sure.
+        model = sentiment_model.shipped()
+        z = model.logit(text) + model.lexicon_weight * score
+        if abs(score) >= NEUTRAL_BAND or abs(z) >= MODEL_ALONE_LOGIT:
+            score = math.tanh(z / 2)
     if score >= NEUTRAL_BAND:
         return Sentiment("positive", score)
     if score <= -NEUTRAL_BAND:
