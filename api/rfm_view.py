@@ -15,19 +15,26 @@ DAY_S = 86_400
 
 
 def rescored(document: ScoreDocument, models: dict[str, Any] | None) -> ScoreDocument | None:
-    """The document with its RFM block scored against the published scale, or None when it
-    is already (or cannot be: no scale yet, not a buyer)."""
-    if models is None or not models.get("rfm") or document.rfm is None:
+    """The document with its RFM block scored against the published scale (a user who is
+    not a buyer has none, against any scale), or None when it already is (or there is no
+    scale yet)."""
+    if models is None or not models.get("rfm"):
         return None
     scale = RfmScale.from_dict(models["rfm"])
-    if document.model_versions.get("rfm") == f"rfm-{scale.version}":
+    version = f"rfm-{scale.version}"
+    if document.model_versions.get("rfm") == version:
         return None
+    versions = {**document.model_versions, "rfm": version}
     if document.last_paid_at is None or document.order_count < 1:
-        return None
+        return document.model_copy(update={"rfm": None, "model_versions": versions})
     last_paid_day = int(document.last_paid_at.timestamp() // DAY_S)
     monetary_cents = round(document.monetary * 100)
     values = RfmValues(last_paid_day, document.order_count, monetary_cents)
-    as_of_day = last_paid_day + round(document.rfm.recency_days)
+    if document.rfm is not None:
+        as_of_day = last_paid_day + round(document.rfm.recency_days)
+    else:  # written before the population had enough buyers: at the document's own time
+        own = document.purchase.as_of if document.purchase is not None else None
+        when = own or document.last_event_at or document.updated_at
+        as_of_day = int(when.timestamp() // DAY_S)
     block = rfm_block(score_on(scale, values, as_of_day))
-    versions = {**document.model_versions, "rfm": f"rfm-{scale.version}"}
     return document.model_copy(update={"rfm": block, "model_versions": versions})

@@ -17,6 +17,7 @@ class Wiring:
     scores: faust.TopicT
     dead_letters: faust.TopicT
     models: faust.TopicT
+    population: faust.TopicT
     commands: faust.TopicT
 
 
@@ -40,10 +41,12 @@ def create_app(settings: Settings) -> Wiring:
     dead_letters = app.topic(settings.topic_dead_letters, **raw)
     models = app.topic(settings.topic_models, **raw)
     commands = app.topic(settings.topic_commands, **raw)
+    population = app.topic(settings.topic_population, **raw)
     return Wiring(
         app=app,
         scores=scores,
         dead_letters=dead_letters,
         models=models,
+        population=population,
         commands=commands,
     )

@@ -5,13 +5,9 @@ from __future__ import annotations
 import logging
 import pickle
 
-import numpy as np
-
-from pipeline.domain import btyd_holdout
 from pipeline.domain.churn import ChurnModel, label_for, on_silent
 from pipeline.domain.document import Derived
 from pipeline.domain.engagement import Engagement, add, interaction_amount, value_at, watch_amount
-from pipeline.domain.orders import TS_AT
 from pipeline.domain.profile import (
     Models,
     features,
@@ -23,12 +19,14 @@ from pipeline.domain.rfm import RfmValues
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import DAY_MS, Stage
 from pipeline.domain.state import Fact, Transition, UserState
-from pipeline.refit import RefitInputs, RefitResult, fit
+from pipeline.leader import buyer_row
+from pipeline.refit import RefitInputs, RefitResult, fit, inputs_of
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TEXT_TYPES = frozenset({"comment", "message", "reply"})
+MAX_CHURN_LABELS = 2  # per user: their latest
 
 
 class Enricher:
@@ -62,16 +60,9 @@ class Enricher:
                 del self.members[user.user_id]
             else:
                 self.members[user.user_id] = new
-        if user.first_paid_ms is not None and user.last_paid_ms is not None:
-            after, before = btyd_holdout.recent_payments(
-                (entry[TS_AT] for entry in user.orders.values()),
-                user.last_event_ms or user.last_paid_ms,
-                self.holdout_ms,
-            )
-            self.buyers[user.user_id] = (
-                user.first_paid_ms, user.last_paid_ms, user.order_count, user.free_orders,
-                user.paid_cents, after, before,
-            )  # fmt: skip
+        row = buyer_row(user, self.holdout_ms)
+        if row is not None:
+            self.buyers[user.user_id] = row
         if user.last_event_ms is not None:
             self.clock_ms = max(self.clock_ms, user.last_event_ms)
 
@@ -106,17 +97,37 @@ class Enricher:
         return label
 
     def on_transitions(self, user: UserState, transitions: list[Transition]) -> None:
-        """Churn labels as the stage rules resolve them: silent, then churned or back."""
+        """Churn labels as the stage rules resolve them: silent, then churned or back.
+
+        A retracted transition (a late event corrected the history) takes back what it gave:
+        the snapshot of a silence that did not happen, the label it resolved."""
         for transition in transitions:
+            if transition.retracted:
+                if (
+                    transition.to_stage == Stage.SILENT
+                    and user.churn_snapshot_ms == transition.at_ms
+                ):
+                    user.churn_snapshot, user.churn_snapshot_ms = None, None
+                elif transition.from_stage == Stage.SILENT:
+                    user.churn_labels = [
+                        label for label in user.churn_labels if label[0] != transition.at_ms
+                    ]
+                continue
             if transition.to_stage == Stage.SILENT:
                 user.churn_snapshot = on_silent(
                     features(user, transition.at_ms, self.half_life_ms, self.window_ms)
                 )
+                user.churn_snapshot_ms = transition.at_ms
                 continue
             label = label_for(transition.from_stage, transition.to_stage)
             if label is not None and user.churn_snapshot is not None:
-                self.models.churn.learn(user.churn_snapshot, label)
-                user.churn_snapshot = None
+                # Kept with the user for the global model (`population`); learnt here too
+                # until this worker scores on a model the leader published.
+                user.churn_labels.append([transition.at_ms, int(label), user.churn_snapshot])
+                del user.churn_labels[:-MAX_CHURN_LABELS]
+                if not self.models.published:
+                    self.models.churn.learn(user.churn_snapshot, label)
+                user.churn_snapshot, user.churn_snapshot_ms = None, None
 
     def derive(self, user: UserState, at_ms: int, horizon_days: float | None = None) -> Derived:
         horizon = self.settings.horizon_days if horizon_days is None else horizon_days
@@ -141,6 +152,10 @@ class Enricher:
             versions=self.versions(),
         )
 
+    def models_changed(self) -> None:
+        """The models in use were replaced (adopted from the leader's publication)."""
+        self._churn_ready_at = -1
+
     def churn_not_ready(self) -> list[str]:
         """Why the churn model does not act yet (`CHURN_MIN_LABELS`, `CHURN_MIN_AUC`)."""
         settings = self.settings
@@ -154,30 +169,18 @@ class Enricher:
 
     def versions(self) -> dict[str, str]:
         models = self.models
+        rfm = models.scale.version if models.scale is not None else models.population.version
         return {
             "churn": models.churn.version,
             "btyd": f"btyd-{models.btyd_version}",
-            "rfm": f"rfm-{models.population.version}",
+            "rfm": f"rfm-{rfm}",
         }
 
     def refit_inputs(self) -> RefitInputs:
         """x, t_x, T (days, at the event clock) of every buyer, the repeat orders with a
         value and their mean value (free orders are purchases, not order values), and the
         holdout split of the last `btyd_holdout_days`."""
-        rows = list(self.buyers.values())
-        first = np.array([r[0] for r in rows], dtype=float)
-        last = np.array([r[1] for r in rows], dtype=float)
-        count = np.array([r[2] for r in rows], dtype=float)
-        valued = count - np.array([r[3] for r in rows], dtype=float)
-        paid = np.array([r[4] for r in rows], dtype=float)
-        t_x = (last - first) / DAY_MS
-        age = np.maximum((self.clock_ms - first) / DAY_MS, t_x)
-        mean_value = paid / 100 / np.maximum(valued, 1)
-        holdout = None
-        if self.holdout_ms > 0:
-            records = ((r[0], r[1], r[2], r[5], r[6]) for r in rows)
-            holdout = btyd_holdout.split(records, self.clock_ms, self.holdout_ms)
-        return RefitInputs(count - 1, t_x, age, np.maximum(valued - 1, 0), mean_value, holdout)
+        return inputs_of(list(self.buyers.values()), self.clock_ms, self.holdout_ms)
 
     def refit(self) -> RefitResult:
         """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
@@ -199,6 +202,8 @@ class Enricher:
                 "bgnbd": models.bgnbd,
                 "gamma_gamma": models.gamma_gamma,
                 "btyd_version": models.btyd_version,
+                "scale": models.scale,
+                "published": models.published,
             }
         )
 
@@ -209,3 +214,5 @@ class Enricher:
         self.models.bgnbd = saved["bgnbd"]
         self.models.gamma_gamma = saved["gamma_gamma"]
         self.models.btyd_version = saved["btyd_version"]
+        self.models.scale = saved.get("scale")
+        self.models.published = bool(saved.get("published"))

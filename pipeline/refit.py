@@ -7,6 +7,7 @@ Pure functions on arrays, so a refit runs in a thread while the worker scores ev
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from pipeline.domain import btyd, btyd_holdout
 from pipeline.domain.mbgnbd import VARIANTS
+from pipeline.domain.stages import DAY_MS
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,26 @@ class RefitInputs(NamedTuple):
     valued_x: np.ndarray
     mean_value: np.ndarray
     holdout: btyd_holdout.Holdout | None = None
+
+
+def inputs_of(rows: Sequence[btyd_holdout.BuyerRow], clock_ms: int, holdout_ms: int) -> RefitInputs:
+    """The arrays a refit takes from buyer rows (first paid, last paid, orders, free orders,
+    cents paid, recent payments, the one before them) at the event clock `clock_ms`: x, t_x,
+    T in days, the repeat orders with a value and their mean value (free orders are
+    purchases, not order values), and the holdout split of the last `holdout_ms` (0: none)."""
+    first = np.array([r[0] for r in rows], dtype=float)
+    last = np.array([r[1] for r in rows], dtype=float)
+    count = np.array([r[2] for r in rows], dtype=float)
+    valued = count - np.array([r[3] for r in rows], dtype=float)
+    paid = np.array([r[4] for r in rows], dtype=float)
+    t_x = (last - first) / DAY_MS
+    age = np.maximum((clock_ms - first) / DAY_MS, t_x)
+    mean_value = paid / 100 / np.maximum(valued, 1)
+    holdout = None
+    if holdout_ms > 0:
+        records = ((r[0], r[1], r[2], r[5], r[6]) for r in rows)
+        holdout = btyd_holdout.split(records, clock_ms, holdout_ms)
+    return RefitInputs(count - 1, t_x, age, np.maximum(valued - 1, 0), mean_value, holdout)
 
 
 @dataclass(frozen=True)

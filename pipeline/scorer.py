@@ -293,7 +293,7 @@ class Scorer:
         # Corrections of the history (a late event) are rows and records, not facts to act on.
         current = [t for t in own if not t.retracted]
         label = self.enricher.on_event(user, fact)
-        self.enricher.on_transitions(user, [t for t in transitions if not t.retracted])
+        self.enricher.on_transitions(user, transitions)
         # What earlier triggers led to (before this event can fire one of its own).
         touch_outcomes = self.triggers.outcomes(
             user, fact, event.event_id, event.__dict__.get("trigger_id")

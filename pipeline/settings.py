@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Stage changes as they are derived, and their corrections (`valid` 0) after a late event.
     topic_stage_changes: str = "lifecycle-stage-changes"
     topic_models: str = "lifecycle-models"
+    # Each partition's population summary (compacted, keyed by partition): what the model
+    # leader fits the models of the whole population on.
+    topic_population: str = "lifecycle-population"
     topic_commands: str = "lifecycle-commands"
     topic_partitions: int = Field(default=4, ge=1)
     # rocksdb:// keeps each partition's users on local disk (rocksdict) with the changelog
@@ -108,6 +111,11 @@ class Settings(BaseSettings):
     # its predictions with the purchases made since (GET /v1/models, `refit.diagnostics.
     # holdout`); 0 turns the check off.
     btyd_holdout_days: float = Field(default=28.0, ge=0)
+    # The purchase models are fitted on a uniform sample of at most this many buyers (a
+    # bottom-k sample by a hash of the user id: the same whichever workers own them).
+    btyd_sample_buyers: int = Field(default=20_000, ge=10)
+    # The churn model learns the latest labels of the whole population, at most this many.
+    churn_max_labels: int = Field(default=20_000, ge=10)
     # RFM scores need a population: below this many buyers documents carry none.
     rfm_min_buyers: int = Field(default=5, ge=1)
     # The churn model acts (documents carry its probability, rules on it fire) only once it

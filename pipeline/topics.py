@@ -31,6 +31,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     specs.append(NewTopic(settings.changelog_topic, n, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.room_changelog_topic, n, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.topic_models, 1, 1, topic_configs=dict(compacted)))
+    specs.append(NewTopic(settings.topic_population, 1, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.worker_status_topic, 1, 1, topic_configs=dict(compacted)))
     return specs
 

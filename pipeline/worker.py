@@ -12,7 +12,6 @@ import faust
 from mode import Service
 from prometheus_client import start_http_server
 
-from agents import models
 from agents.models import ModelsService
 from agents.rooms import RoomEngine
 from agents.scoring import ScoringEngine
@@ -127,11 +126,11 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     rooms = RoomEngine(settings, rules.room_rules, sink, sink_service.flush)
     models_service = ModelsService(
         wiring,
-        scorer.enricher,
+        scorer,
+        engine.owned_partitions,
         settings.model_refit_seconds,
         settings.data_dir / "worker" / "models.pkl",
     )
-    models.register(wiring, models_service)
     metrics_service = MetricsService(settings.api_host, settings.worker_metrics_port)
     status = StatusService(settings, (engine, rooms), lambda: sink_service.failure)
     # Stopped in reverse order: the engine's last checkpoint still has the sink.

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import AdminKey, ApiKey, SettingsDep
 from api.scores_view import CompactedView
-from pipeline.models_doc import MODELS_KEY
+from pipeline.leader import MODELS_KEY
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

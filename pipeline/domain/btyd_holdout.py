@@ -23,6 +23,9 @@ from pipeline.domain.stages import DAY_MS
 # ledger holds that are later than the buyer's latest event less the holdout length (in
 # order), and the latest payment time the ledger holds before those (None if none).
 BuyerRecord = tuple[int, int, int, tuple[int, ...], int | None]
+# A buyer as a refit takes them: first paid, last paid (epoch ms), paid orders, free orders,
+# gross paid cents, and the two payment fields of a BuyerRecord.
+BuyerRow = tuple[int, int, int, int, int, tuple[int, ...], int | None]
 
 MIN_HOLDOUT_BUYERS = 10
 

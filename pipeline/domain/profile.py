@@ -9,6 +9,7 @@ from pipeline.domain import btyd
 from pipeline.domain.churn import ChurnModel, churn_features
 from pipeline.domain.engagement import Engagement, value_at
 from pipeline.domain.rfm import RfmPopulation, RfmScore, RfmValues
+from pipeline.domain.rfm_scale import RfmScale
 from pipeline.domain.stages import DAY_MS
 from pipeline.domain.state import UserState
 
@@ -22,6 +23,10 @@ class Models:
     bgnbd: btyd.BgNbdParams | None = None
     gamma_gamma: btyd.GammaGammaParams | None = None
     btyd_version: int = 0
+    # The RFM scale of the whole population the model leader published (None: score against
+    # this worker's own population), and whether the models in use are the leader's.
+    scale: RfmScale | None = None
+    published: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,13 @@ def rfm_score(models: Models, user: UserState, at_ms: int, min_buyers: int = 1) 
     """The user's RFM scores; None before a paid order or while the population has fewer
     than `min_buyers` buyers (the first buyer of a shop is not its top customer yet)."""
     values = rfm_values(user)
-    if values is None or len(models.population) < max(1, min_buyers):
+    if values is None:
+        return None
+    if models.scale is not None:
+        if models.scale.buyers < max(1, min_buyers):
+            return None
+        return models.population.score_against(models.scale, values, at_ms // DAY_MS)
+    if len(models.population) < max(1, min_buyers):
         return None
     return models.population.score(values, at_ms // DAY_MS)
 

@@ -218,6 +218,10 @@ class RfmPopulation:
         """Score `values` against the current version of the (non-empty) population."""
         return score_on(self.scale(), values, as_of_day, **self._thresholds)
 
+    def score_against(self, scale: RfmScale, values: RfmValues, as_of_day: int) -> RfmScore:
+        """Score `values` against a given scale (the whole population's, published)."""
+        return score_on(scale, values, as_of_day, **self._thresholds)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly checkpoint: [value, count] pairs per dimension."""
         return {

@@ -123,6 +123,10 @@ class UserState:
     sentiment_at_ms: int | None = None
     # Churn-model features taken when the user went silent, until the label is known.
     churn_snapshot: dict[str, float] | None = None
+    churn_snapshot_ms: int | None = None  # the time of the silence it was taken for
+    # The user's latest resolved churn labels, [event time ms, churned 0/1, features], at most
+    # `MAX_CHURN_LABELS`: the churn model's training data moves with the user's partition.
+    churn_labels: list[list[Any]] = field(default_factory=list)
     # The live session the user watched last (by event time) and the seconds watched in it.
     watch_session_id: str | None = None
     watch_session_s: float = 0.0

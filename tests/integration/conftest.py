@@ -83,6 +83,7 @@ def pipeline_env(bootstrap: str, clickhouse_url: str, tmp: Path, prefix: str) ->
             "TOPIC_DEAD_LETTERS": f"{prefix}-dead",
             "TOPIC_STAGE_CHANGES": f"{prefix}-stage-changes",
             "TOPIC_MODELS": f"{prefix}-models",
+            "TOPIC_POPULATION": f"{prefix}-population",
             "TOPIC_COMMANDS": f"{prefix}-commands",
             "SINK_FLUSH_SECONDS": "0.2",
         }
