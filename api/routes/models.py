@@ -34,7 +34,9 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     AUC, Brier score, calibration error, labels, positives) and whether the model is `ready`
     (`not_ready`: why not; until then documents carry no churn probability); `rfm`: the
     population's scale (the values at which scores 2 to 5 begin, its version, buyers), which
-    every document is scored against; versions. 503 before the worker first publishes."""
+    every document is scored against; `population`: what the model leader fitted on (the
+    partitions whose summaries it merged, their users, the buyers sampled, the churn labels);
+    versions. 503 before the model leader first publishes."""
     models = current_models(request.app.state.models_view)
     if models is None:
         raise HTTPException(
