@@ -89,6 +89,7 @@ def fit_population(
     churn = ChurnModel()
     for _, _, features, churned in summary.labels:  # oldest first: the same order everywhere
         churn.learn(features, bool(churned))
+    churn.calibrate()
     version = (previous.scale.version if previous.scale else 0) + 1
     scale = None
     if summary.buyers >= max(1, settings.rfm_min_buyers):

@@ -9,6 +9,7 @@ from typing import Any
 
 from river import compose, linear_model, metrics, optim, preprocessing
 
+from pipeline.domain.calibration import BinnedCalibration, Platt, held_out_calibration
 from pipeline.domain.stages import Stage
 
 MAX_DAYS = 365.0
@@ -52,7 +53,7 @@ def churn_features(
     }
 
 
-CALIBRATION_BINS = 10
+MAX_PAIRS = 20_000  # progressive predictions kept for calibration (the latest)
 
 
 class ChurnModel:
@@ -71,17 +72,31 @@ class ChurnModel:
         self._roc_auc: Any = metrics.ROCAUC()  # type: ignore[no-untyped-call]
         self._labels = 0
         self._positives = 0
-        self._calibration = _Calibration()
+        self._calibration = BinnedCalibration()
+        # Progressive (prediction, churned) pairs, and the Platt scaling fitted on them.
+        self._pairs: list[tuple[float, bool]] = []
+        self._platt = Platt()
+        self._calibrated: BinnedCalibration | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Models pickled before calibration was kept start it empty."""
         self.__dict__.update(state)
-        self.__dict__.setdefault("_calibration", _Calibration())
+        self.__dict__.setdefault("_calibration", BinnedCalibration())
+        self.__dict__.setdefault("_pairs", [])
+        self.__dict__.setdefault("_platt", Platt())
+        self.__dict__.setdefault("_calibrated", None)
 
     def predict(self, features: Mapping[str, float]) -> float:
-        """Probability of churn; 0.5 before any learning. Does not change state."""
+        """Probability of churn, Platt-scaled once `calibrate` has run; 0.5 before any
+        learning. Does not change state."""
         proba: dict[Any, float] = self._model.predict_proba_one(dict(features))
-        return float(proba.get(True, 0.0))
+        return self._platt(float(proba.get(True, 0.0)))
+
+    def calibrate(self) -> None:
+        """Fit Platt scaling on the progressive predictions so far (the identity until
+        there are enough of both classes), and measure it out of sample."""
+        self._platt = Platt.fit(self._pairs)
+        self._calibrated = held_out_calibration(self._pairs)
 
     def learn(self, features: Mapping[str, float], churned: bool) -> None:
         """Score the example (progressive validation), then learn from it."""
@@ -91,6 +106,8 @@ class ChurnModel:
         self._log_loss.update(y, p)
         self._roc_auc.update(y, p)
         self._calibration.update(p, y)
+        self._pairs.append((p, y))
+        del self._pairs[:-MAX_PAIRS]
         self._model.learn_one(x, y)
         self._labels += 1
         self._positives += int(y)
@@ -109,8 +126,11 @@ class ChurnModel:
             why.append(f"progressive ROC AUC {auc:.3f} below {min_auc:.3f}")
         return why
 
-    def metrics(self) -> dict[str, float | int | None]:
-        """Progressive-validation quality and label counts."""
+    def metrics(self) -> dict[str, Any]:
+        """Progressive-validation quality and label counts; `calibrated`: the Brier score
+        and calibration error of the Platt-scaled probabilities, measured out of sample
+        (two folds), with the scaling's a and b (None before `calibrate`)."""
+        calibrated = self._calibrated
         return {
             "log_loss": float(self._log_loss.get()) + 0.0,
             "roc_auc": float(self._roc_auc.get()) + 0.0,  # River gives -0.0 when empty
@@ -118,6 +138,15 @@ class ChurnModel:
             "calibration_error": self._calibration.expected_error(),
             "labels": self._labels,
             "positives": self._positives,
+            "calibrated": None
+            if calibrated is None
+            else {
+                "method": "platt",
+                "a": round(self._platt.a, 6),
+                "b": round(self._platt.b, 6),
+                "brier": calibrated.brier(),
+                "calibration_error": calibrated.expected_error(),
+            },
         }
 
     @property
@@ -141,35 +170,6 @@ class ChurnModel:
         if not isinstance(model, cls):
             raise TypeError(f"expected a pickled {cls.__name__}, got {type(model).__name__}")
         return model
-
-
-class _Calibration:
-    """Progressive calibration: per probability bin, the predictions' mean against the
-    share of churned labels (the expected calibration error weighs each bin's gap by its
-    labels), and the Brier score (mean squared error of the probabilities)."""
-
-    def __init__(self) -> None:
-        self.count = [0] * CALIBRATION_BINS
-        self.predicted = [0.0] * CALIBRATION_BINS
-        self.churned = [0] * CALIBRATION_BINS
-        self.squared_error = 0.0
-
-    def update(self, p: float, churned: bool) -> None:
-        k = min(int(p * CALIBRATION_BINS), CALIBRATION_BINS - 1)
-        self.count[k] += 1
-        self.predicted[k] += p
-        self.churned[k] += int(churned)
-        self.squared_error += (p - float(churned)) ** 2
-
-    def brier(self) -> float | None:
-        n = sum(self.count)
-        return self.squared_error / n if n else None
-
-    def expected_error(self) -> float | None:
-        n = sum(self.count)
-        if not n:
-            return None
-        return sum(abs(p - c) for p, c in zip(self.predicted, self.churned, strict=True)) / n
 
 
 def on_silent(features: Mapping[str, float]) -> dict[str, float]:

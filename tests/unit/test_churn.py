@@ -87,6 +87,7 @@ def test_predicts_before_first_learn() -> None:
         "calibration_error": None,
         "labels": 0,
         "positives": 0,
+        "calibrated": None,
     }
     assert model.version == "churn-logreg-0"
     assert math.copysign(1.0, model.metrics()["roc_auc"]) == 1.0  # not -0.0 in JSON
