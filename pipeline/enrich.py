@@ -185,7 +185,8 @@ class Enricher:
     def refit(self) -> RefitResult:
         """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
         model = self.settings.btyd_model
-        return self.adopt(fit(self.refit_inputs(), self.models.bgnbd, model))
+        penalty = self.settings.btyd_l2_penalty
+        return self.adopt(fit(self.refit_inputs(), self.models.bgnbd, model, penalty))
 
     def adopt(self, result: RefitResult) -> RefitResult:
         """Use a fit's parameters (a failed fit changes nothing)."""

@@ -79,8 +79,8 @@ def fit_population(
     holdout_ms = int(settings.btyd_holdout_days * DAY_MS)
     rows = [row for _, row in summary.sample]
     if rows:
-        result = fit(inputs_of(rows, summary.clock_ms, holdout_ms), previous.bgnbd,
-                     settings.btyd_model)  # fmt: skip
+        inputs = inputs_of(rows, summary.clock_ms, holdout_ms)
+        result = fit(inputs, previous.bgnbd, settings.btyd_model, settings.btyd_l2_penalty)
     else:
         result = RefitResult(None, None, 0, "no buyer yet")
     bgnbd, gamma_gamma, btyd_version = previous.bgnbd, previous.gamma_gamma, previous.btyd_version

@@ -69,14 +69,14 @@ class RefitResult:
     diagnostics: dict[str, Any] | None = None
 
 
-def _holdout(inputs: RefitInputs, variant: str) -> tuple[str, dict[str, Any]]:
+def _holdout(inputs: RefitInputs, variant: str, l2_penalty: float) -> tuple[str, dict[str, Any]]:
     """The variant to fit and what the holdout check says about it."""
     holdout = inputs.holdout
     if holdout is None:
         return (VARIANTS[0] if variant == AUTO else variant), {}
     if variant != AUTO:
-        return variant, {"holdout": btyd_holdout.check(holdout, variant)}
-    checks = [btyd_holdout.check(holdout, v) for v in VARIANTS]
+        return variant, {"holdout": btyd_holdout.check(holdout, variant, l2_penalty)}
+    checks = [btyd_holdout.check(holdout, v, l2_penalty) for v in VARIANTS]
     chosen = btyd_holdout.best(checks) or VARIANTS[0]
     found = next(c for c in checks if c["variant"] == chosen)
     return chosen, {"holdout": found, "holdout_variants": checks}
@@ -86,20 +86,25 @@ def fit(
     inputs: RefitInputs | tuple[np.ndarray, ...],
     initial: btyd.BgNbdParams | None = None,
     variant: str = "bgnbd",
+    l2_penalty: float = 0.0,
 ) -> RefitResult:
     """BG/NBD (`variant`: "bgnbd", "mbgnbd" or "auto") and Gamma-Gamma on arrays of buyers.
 
-    A fit the data cannot support (too few buyers, no repeat purchase, a degenerate fit)
-    returns the error and no parameters: the caller keeps the last good ones.
+    `l2_penalty` regularises the BG/NBD fit (`btyd.fit_bgnbd`). A fit the data cannot
+    support (too few buyers, no repeat purchase, a degenerate fit) returns the error and no
+    parameters: the caller keeps the last good ones.
     """
     data = RefitInputs(*inputs)
     x, t_x, age, valued_x, mean_value = data[:5]
-    chosen, diagnostics = _holdout(data, variant)
+    chosen, diagnostics = _holdout(data, variant, l2_penalty)
     if initial is not None and initial.variant != chosen:
         initial = None  # the other model's parameters are no start for this one
     convergence: dict[str, Any] = {}
     try:
-        bg = btyd.fit_bgnbd(x, t_x, age, initial=initial, variant=chosen, report=convergence)
+        bg = btyd.fit_bgnbd(
+            x, t_x, age, initial=initial, variant=chosen, report=convergence,
+            l2_penalty=l2_penalty,
+        )  # fmt: skip
         repeat = (valued_x > 0) & (mean_value > 0)
         gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
     except btyd.FitError as exc:

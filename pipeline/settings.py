@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # its predictions with the purchases made since (GET /v1/models, `refit.diagnostics.
     # holdout`); 0 turns the check off.
     btyd_holdout_days: float = Field(default=28.0, ge=0)
+    # Regularisation of the BG/NBD fit, as the BTYD libraries' penalizer: adds this times the
+    # sum of the squared log-parameters to the mean negative log-likelihood per customer, so
+    # data that cannot tell dropout from a low rate gives a fit instead of a degenerate one.
+    btyd_l2_penalty: float = Field(default=0.001, ge=0)
     # The purchase models are fitted on a uniform sample of at most this many buyers (a
     # bottom-k sample by a hash of the user id: the same whichever workers own them).
     btyd_sample_buyers: int = Field(default=20_000, ge=10)

@@ -82,7 +82,7 @@ def split(buyers: Iterable[BuyerRecord], clock_ms: int, holdout_ms: int) -> Hold
     return Holdout(arr(x), arr(t_x), arr(T), arr(actual), holdout_ms / DAY_MS)
 
 
-def check(holdout: Holdout, variant: str) -> dict[str, Any]:
+def check(holdout: Holdout, variant: str, l2_penalty: float = 0.0) -> dict[str, Any]:
     """Fit `variant` on the calibration part and compare its predictions over the holdout
     with the purchases made: `{variant, customers, holdout_days, predicted, actual,
     mean_absolute_error}` (purchases, and per customer), or `{variant, error}` when it
@@ -94,7 +94,9 @@ def check(holdout: Holdout, variant: str) -> dict[str, Any]:
         out["error"] = f"{n} buyers before the cutoff; the check needs {MIN_HOLDOUT_BUYERS}"
         return out
     try:
-        params = btyd.fit_bgnbd(holdout.x, holdout.t_x, holdout.T, variant=variant)
+        params = btyd.fit_bgnbd(
+            holdout.x, holdout.t_x, holdout.T, variant=variant, l2_penalty=l2_penalty
+        )
     except btyd.FitError as exc:
         out["error"] = str(exc)
         return out

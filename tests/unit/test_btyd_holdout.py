@@ -11,6 +11,7 @@ from pipeline.domain.btyd_holdout import BuyerRecord, best, check, recent_paymen
 from pipeline.domain.btyd_sim import simulate_purchase_times
 from pipeline.domain.stages import DAY_MS
 from pipeline.refit import fit
+from pipeline.settings import Settings
 
 D = DAY_MS
 HOLDOUT = 28 * D
@@ -115,3 +116,20 @@ def test_too_few_buyers_before_the_cutoff_is_said_not_fitted() -> None:
     assert result["customers"] == 4
     assert "needs 10" in result["error"]
     assert best([result]) is None
+
+
+def test_the_penalty_turns_data_without_dropout_into_a_fit() -> None:
+    """Everyone buys at one rate and nobody drops out: unregularised, the fit runs to a
+    corner (a degenerate FitError, the last good parameters stay); with the default
+    penalty it gives the observed rate and almost no dropout."""
+    rng = np.random.default_rng(4)
+    T = rng.uniform(60, 200, 500)
+    x = rng.poisson(0.05 * T).astype(float)
+    t_x = np.where(x > 0, T * rng.beta(np.maximum(x, 1), 1), 0.0)
+    values = np.where(x > 0, rng.gamma(4.0, 12.0, x.size), 0.0)
+    assert fit((x, t_x, T, x, values), None, "bgnbd").error is not None
+    result = fit((x, t_x, T, x, values), None, "bgnbd", Settings().btyd_l2_penalty)
+    assert result.error is None
+    assert result.bgnbd is not None
+    assert abs(result.bgnbd.r / result.bgnbd.alpha - 0.05) < 0.005  # the purchase rate
+    assert result.bgnbd.a / (result.bgnbd.a + result.bgnbd.b) < 0.01  # dropout per purchase
