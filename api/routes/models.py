@@ -30,9 +30,10 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     check (`holdout`: fitted on the history up to `BTYD_HOLDOUT_DAYS` ago, the purchases it
     predicted since against those made, and the mean absolute error per buyer; with
     `BTYD_MODEL=auto`, `holdout_variants` has both variants and the better one is used);
-    `churn`: progressive-validation quality (log loss, ROC
-    AUC, Brier score, calibration error, labels, positives) and whether the model is `ready`
-    (`not_ready`: why not; until then documents carry no churn probability); `rfm`: the
+    `churn`: progressive-validation quality (log loss, ROC AUC, Brier score, calibration
+    error, labels, positives; `calibrated`: the Platt scaling the documents' probabilities
+    go through and its quality out of sample) and whether the model is `ready` (`not_ready`:
+    why not; until then documents carry no churn probability); `rfm`: the
     population's scale (the values at which scores 2 to 5 begin, its version, buyers), which
     every document is scored against; `population`: what the model leader fitted on (the
     partitions whose summaries it merged, their users, the buyers sampled, the churn labels);
