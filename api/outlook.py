@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipeline.domain import btyd
+from pipeline.domain import btyd, spend
 from pipeline.domain.profile import finite
 from schemas.scores import PurchaseBlock, ScoreDocument
 
@@ -28,9 +28,9 @@ def outlook_at(
     year = float(btyd.expected_purchases(bg, 365.0, x, t_x, age))
     value = clv = atv = None
     if models.get("gamma_gamma") and document.mean_order_value is not None:
-        gg = btyd.GammaGammaParams(**models["gamma_gamma"])
+        gg = spend.GammaGammaParams(**models["gamma_gamma"])
         valued_x = float(max(document.order_count - document.free_order_count - 1, 0))
-        value = float(btyd.expected_order_value(gg, valued_x, document.mean_order_value))
+        value = float(spend.expected_order_value(gg, valued_x, document.mean_order_value))
         clv, atv = expected * value, year * value
     return PurchaseBlock(
         as_of=as_of,

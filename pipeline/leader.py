@@ -16,7 +16,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.domain import btyd, btyd_holdout
+from pipeline.domain import btyd, btyd_holdout, spend
 from pipeline.domain.btyd_holdout import BuyerRow
 from pipeline.domain.churn import ChurnModel
 from pipeline.domain.orders import TS_AT
@@ -147,7 +147,7 @@ def adopt(models: Models, document: dict[str, Any], churn: bytes | None) -> None
     if document.get("btyd"):
         models.bgnbd = btyd.BgNbdParams(**document["btyd"])
     if document.get("gamma_gamma"):
-        models.gamma_gamma = btyd.GammaGammaParams(**document["gamma_gamma"])
+        models.gamma_gamma = spend.GammaGammaParams(**document["gamma_gamma"])
     models.btyd_version = int(str(document["versions"]["btyd"]).rsplit("-", 1)[1])
     models.scale = RfmScale.from_dict(document["rfm"]) if document.get("rfm") else None
     if churn is not None:

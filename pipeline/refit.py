@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pipeline.domain import btyd, btyd_holdout
+from pipeline.domain import btyd, btyd_holdout, spend
 from pipeline.domain.mbgnbd import VARIANTS
 from pipeline.domain.stages import DAY_MS
 
@@ -60,7 +60,7 @@ class RefitResult:
     """What a refit produced, or why it kept the previous parameters."""
 
     bgnbd: btyd.BgNbdParams | None
-    gamma_gamma: btyd.GammaGammaParams | None
+    gamma_gamma: spend.GammaGammaParams | None
     customers: int
     error: str | None = None
     # The fit's quality: mean log-likelihood per customer of each model and how many
@@ -106,7 +106,7 @@ def fit(
             l2_penalty=l2_penalty,
         )  # fmt: skip
         repeat = (valued_x > 0) & (mean_value > 0)
-        gg = btyd.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
+        gg = spend.fit_gamma_gamma(valued_x[repeat], mean_value[repeat])
     except btyd.FitError as exc:
         log.warning("purchase models not refitted (the last good parameters stay): %s", exc)
         return RefitResult(None, None, len(x), str(exc), diagnostics or None)
@@ -115,7 +115,7 @@ def fit(
             "bgnbd_log_likelihood": btyd.bgnbd_log_likelihood(bg, x, t_x, age) / len(x),
             "bgnbd_customers": float(len(x)),
             "bgnbd_convergence": convergence,
-            "gamma_gamma_log_likelihood": btyd.gamma_gamma_log_likelihood(
+            "gamma_gamma_log_likelihood": spend.gamma_gamma_log_likelihood(
                 gg, valued_x[repeat], mean_value[repeat]
             )
             / int(repeat.sum()),

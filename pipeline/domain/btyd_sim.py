@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.domain.btyd import Array, BgNbdParams, GammaGammaParams
+from pipeline.domain.btyd import Array, BgNbdParams
+from pipeline.domain.spend import GammaGammaParams
 
 
 def simulate_bgnbd(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from pipeline.domain import btyd
+from pipeline.domain import btyd, spend
 from pipeline.domain.churn import ChurnModel, churn_features
 from pipeline.domain.engagement import Engagement, value_at
 from pipeline.domain.rfm import RfmPopulation, RfmScore, RfmValues
@@ -21,7 +21,7 @@ class Models:
     population: RfmPopulation = field(default_factory=RfmPopulation)
     churn: ChurnModel = field(default_factory=ChurnModel)
     bgnbd: btyd.BgNbdParams | None = None
-    gamma_gamma: btyd.GammaGammaParams | None = None
+    gamma_gamma: spend.GammaGammaParams | None = None
     btyd_version: int = 0
     # The RFM scale of the whole population the model leader published (None: score against
     # this worker's own population), and whether the models in use are the leader's.
@@ -99,7 +99,7 @@ def purchase_outlook(
     year = float(btyd.expected_purchases(bg, 365.0, x, t_x, age))
     value = clv = atv = None
     if models.gamma_gamma is not None and mean_value is not None:
-        value = float(btyd.expected_order_value(models.gamma_gamma, valued_x, mean_value))
+        value = float(spend.expected_order_value(models.gamma_gamma, valued_x, mean_value))
         clv, atv = expected * value, year * value
     return PurchaseOutlook(alive, expected, value, clv, atv)
 

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from pipeline.demo import topics_of
-from pipeline.domain.btyd import BgNbdParams, GammaGammaParams
+from pipeline.domain.btyd import BgNbdParams
 from pipeline.domain.btyd_sim import simulate_bgnbd
+from pipeline.domain.spend import GammaGammaParams
 from schemas.client import EventProducer
 from schemas.live import LiveEvent
 from schemas.order import OrderEvent

@@ -21,18 +21,20 @@ from scipy.stats import gamma as gamma_dist
 from pipeline.domain.btyd import (
     BgNbdParams,
     FitError,
-    GammaGammaParams,
     bgnbd_log_likelihood,
-    clv,
-    expected_order_value,
     expected_purchases,
     expected_purchases_new,
     fit_bgnbd,
-    fit_gamma_gamma,
-    gamma_gamma_log_likelihood,
     p_alive,
 )
 from pipeline.domain.btyd_sim import simulate_bgnbd, simulate_gamma_gamma
+from pipeline.domain.spend import (
+    GammaGammaParams,
+    clv,
+    expected_order_value,
+    fit_gamma_gamma,
+    gamma_gamma_log_likelihood,
+)
 from pipeline.refit import fit
 
 # Published CDNOW estimates: BG/NBD (Fader, Hardie & Lee 2005), weeks; Gamma-Gamma (FHL 2005).

@@ -15,15 +15,13 @@ from hypothesis import strategies as st
 from pipeline.domain.btyd import (
     BGNBD_BOUNDS,
     BgNbdParams,
-    GammaGammaParams,
-    clv,
-    expected_order_value,
     expected_purchases,
     expected_purchases_new,
     p_alive,
 )
 from pipeline.domain.hypergeometric import future_by_quadrature, log_hyp2f1_series
 from pipeline.domain.mbgnbd import VARIANTS
+from pipeline.domain.spend import GammaGammaParams, clv, expected_order_value
 
 # Parameters the product itself fitted on the demo's traffic (issue 16): SciPy's 2F1 gave
 # nan and -inf with them, and the documents' expected purchases and CLV went null.
