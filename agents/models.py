@@ -64,6 +64,7 @@ class ModelsService(Service):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refit")
         self._lock = asyncio.Lock()
         self._adopted: bytes | None = None
+        self._adopted_at = ""  # the publication time of the models in use
 
     async def on_start(self) -> None:
         if self.path.exists():
@@ -141,8 +142,11 @@ class ModelsService(Service):
                 request_id,
             )  # fmt: skip
             document["population"]["partitions"] = len(parts)
+            raw = orjson.dumps(document)
             await self.wiring.models.send(key=CHURN_MODEL_KEY, value=churn)
-            await self.wiring.models.send(key=MODELS_KEY, value=orjson.dumps(document))
+            await self.wiring.models.send(key=MODELS_KEY, value=raw)
+            # The leader scores on its publication at once (the others when they read it).
+            self._adopt(raw, churn)
             return document
 
     def adopt_published(self) -> None:
@@ -150,13 +154,19 @@ class ModelsService(Service):
         raw = self.published.get(MODELS_KEY.decode())
         if raw is None or raw == self._adopted:
             return
-        adopt(
-            self.enricher.models,
-            orjson.loads(raw),
-            self.published.get(CHURN_MODEL_KEY.decode()),
-        )
-        self.enricher.models_changed()
+        self._adopt(raw, self.published.get(CHURN_MODEL_KEY.decode()))
+
+    def _adopt(self, raw: bytes, churn: bytes | None) -> None:
+        document = orjson.loads(raw)
         self._adopted = raw
+        # Never back to an older publication (the view can still hold it when the leader
+        # has just adopted its own newer one).
+        published_at = str(document.get("published_at") or "")
+        if published_at <= self._adopted_at:
+            return
+        adopt(self.enricher.models, document, churn)
+        self.enricher.models_changed()
+        self._adopted_at = published_at
         self.checkpoint()
 
     def checkpoint(self) -> None:
