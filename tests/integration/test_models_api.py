@@ -243,12 +243,18 @@ def test_a_document_after_a_refit_carries_every_score(
     assert refitted.status_code == 200, refitted.text
     btyd_version = refitted.json()["versions"]["btyd"]
     buyer = repeat_buyer(history)
-    send(running, [live(buyer.user_id, 10, "share", datetime.now(tz=UTC))])
+    shared_at = datetime.now(tz=UTC)
+    send(running, [live(buyer.user_id, 10, "share", shared_at)])
+    # The document the share wrote (the API serves an earlier one on the refitted models
+    # too, rescored: that one is not the share's).
     doc = wait_document(
         running,
         buyer.user_id,
-        lambda d: d["model_versions"].get("btyd") == btyd_version,
-        f"{buyer.user_id}'s document on the refitted models",
+        lambda d: (
+            d["model_versions"].get("btyd") == btyd_version
+            and datetime.fromisoformat(d["last_event_at"]) >= shared_at.replace(microsecond=0)
+        ),
+        f"{buyer.user_id}'s document of the share, on the refitted models",
     )
     rfm = doc["rfm"]
     assert all(1 <= rfm[k] <= 5 for k in ("r", "f", "m")), rfm
