@@ -45,6 +45,9 @@ class Enricher:
         self.members: dict[str, RfmValues] = {}
         self.clock_ms = 0
         self._churn_ready_at, self._churn_ready = -1, False
+        # False in a worker: its own churn model has seen its partitions' labels only, so
+        # documents carry a churn probability only from a model the leader published.
+        self.local_churn = True
 
     def track(self, user: UserState) -> None:
         """Count the user in the population models (again, harmlessly, if already counted).
@@ -136,7 +139,8 @@ class Enricher:
         # or back later): it scores silent users only, as P(churn | silent); for an active
         # user it would extrapolate (it put active buyers at 1.0). Before it is ready its
         # probability means nothing: none is shown.
-        if user.stage == Stage.SILENT and self.churn_ready():
+        usable = self.local_churn or self.models.published
+        if user.stage == Stage.SILENT and usable and self.churn_ready():
             churn = self.models.churn.predict(
                 features(user, at_ms, self.half_life_ms, self.window_ms)
             )
@@ -168,13 +172,17 @@ class Enricher:
         return self._churn_ready
 
     def versions(self) -> dict[str, str]:
+        """The versions a document is scored on: the leader's publication's, or this
+        process's own models (`-local-`: never the same label as a published one)."""
         models = self.models
-        rfm = models.scale.version if models.scale is not None else models.population.version
-        return {
-            "churn": models.churn.version,
-            "btyd": f"btyd-{models.btyd_version}",
-            "rfm": f"rfm-{rfm}",
-        }
+        if models.scale is not None:
+            rfm = f"rfm-{models.scale.version}"
+        else:
+            rfm = f"rfm-local-{models.population.version}"
+        churn = models.churn.version
+        if not models.published:
+            churn = churn.replace("churn-", "churn-local-", 1)
+        return {"churn": churn, "btyd": f"btyd-{models.btyd_version}", "rfm": rfm}
 
     def refit_inputs(self) -> RefitInputs:
         """x, t_x, T (days, at the event clock) of every buyer, the repeat orders with a

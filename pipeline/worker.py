@@ -122,6 +122,7 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         UserStore(),
         rules=rules,
     )
+    scorer.enricher.local_churn = False  # churn probabilities from the leader's model only
     engine = ScoringEngine(settings, scorer, sink, sink_service.flush)
     rooms = RoomEngine(settings, rules.room_rules, sink, sink_service.flush)
     models_service = ModelsService(

@@ -54,8 +54,9 @@ class Platt:
 
     MIN_PER_CLASS = 10
 
-    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
+    def __init__(self, a: float = 1.0, b: float = 0.0, fitted: bool = False) -> None:
         self.a, self.b = a, b
+        self.fitted = fitted  # False: the identity (too few labels of a class)
 
     def __call__(self, p: float) -> float:
         q = min(max(p, _EPS), 1 - _EPS)
@@ -77,16 +78,19 @@ class Platt:
             return float(nll.mean() + 1e-3 * ((theta[0] - 1) ** 2 + theta[1] ** 2))
 
         a, b = minimize(loss, np.array([1.0, 0.0]), method="L-BFGS-B").x
-        return cls(float(a), float(b))
+        return cls(float(a), float(b), fitted=True)
 
 
-def held_out_calibration(pairs: Sequence[tuple[float, bool]]) -> BinnedCalibration:
+def held_out_calibration(pairs: Sequence[tuple[float, bool]]) -> tuple[BinnedCalibration, int]:
     """The calibration of Platt-scaled probabilities measured out of sample: scaling fitted
-    on every other pair and measured on the rest, both ways."""
+    on every other pair and measured on the rest, both ways; and in how many of the two
+    folds there were enough labels to fit it (in the others the identity is measured)."""
     out = BinnedCalibration()
+    fitted_folds = 0
     for fold in (0, 1):
         fitted = Platt.fit([pair for i, pair in enumerate(pairs) if i % 2 != fold])
+        fitted_folds += int(fitted.fitted)
         for i, (p, churned) in enumerate(pairs):
             if i % 2 == fold:
                 out.update(fitted(p), churned)
-    return out
+    return out, fitted_folds

@@ -77,6 +77,7 @@ class ChurnModel:
         self._pairs: list[tuple[float, bool]] = []
         self._platt = Platt()
         self._calibrated: BinnedCalibration | None = None
+        self._calibrated_folds = 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Models pickled before calibration was kept start it empty."""
@@ -85,6 +86,7 @@ class ChurnModel:
         self.__dict__.setdefault("_pairs", [])
         self.__dict__.setdefault("_platt", Platt())
         self.__dict__.setdefault("_calibrated", None)
+        self.__dict__.setdefault("_calibrated_folds", 0)
 
     def predict(self, features: Mapping[str, float]) -> float:
         """Probability of churn, Platt-scaled once `calibrate` has run; 0.5 before any
@@ -96,7 +98,7 @@ class ChurnModel:
         """Fit Platt scaling on the progressive predictions so far (the identity until
         there are enough of both classes), and measure it out of sample."""
         self._platt = Platt.fit(self._pairs)
-        self._calibrated = held_out_calibration(self._pairs)
+        self._calibrated, self._calibrated_folds = held_out_calibration(self._pairs)
 
     def learn(self, features: Mapping[str, float], churned: bool) -> None:
         """Score the example (progressive validation), then learn from it."""
@@ -144,6 +146,9 @@ class ChurnModel:
                 "method": "platt",
                 "a": round(self._platt.a, 6),
                 "b": round(self._platt.b, 6),
+                # Of the two folds the out-of-sample figures come from, those with enough
+                # labels of each class to fit the scaling (the others measure the identity).
+                "out_of_sample_folds": self._calibrated_folds,
                 "brier": calibrated.brier(),
                 "calibration_error": calibrated.expected_error(),
             },

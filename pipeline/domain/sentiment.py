@@ -38,6 +38,9 @@ MODEL_ALONE_LOGIT = 5.0
 # is the lexicon's: its negation, question and contrast rules read it better than n-grams
 # learnt from long reviews.
 SHORT_TEXT = 12
+# A strongly worded opinion is the lexicon's at any length: the model learnt on shop and
+# hotel reviews misreads livestream wording ("这个口红太好看了，必须回购" came out negative).
+STRONG_LEXICON = 0.8
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # Full-width punctuation is ASCII after NFKC; "。", "、" and the CJK brackets are not.
@@ -266,16 +269,26 @@ def _classify_short(text: str) -> Sentiment:
     return _classify(text)
 
 
-def _classify(text: str) -> Sentiment:
+def polarity(text: str) -> tuple[float, float | None]:
+    """The lexicon's score of `text` and, where the shipped model decides (Chinese text
+    that neither is a short comment with a lexicon opinion nor has a strong one), its
+    log-odds of positive with the lexicon beside it; else None."""
     score = lexicon_score(text)
-    short_opinion = len(text) <= SHORT_TEXT and abs(score) >= NEUTRAL_BAND
-    if _CJK.search(text) is not None and not short_opinion:
-        # Chinese: the shipped model with the lexicon beside it (log-odds); a text with no
-        # lexicon term stays neutral unless the model alone is all but sure.
-        model = sentiment_model.shipped()
-        z = model.logit(text) + model.lexicon_weight * score
-        if abs(score) >= NEUTRAL_BAND or abs(z) >= MODEL_ALONE_LOGIT:
-            score = math.tanh(z / 2)
+    lexicon_decides = abs(score) >= STRONG_LEXICON or (
+        len(text) <= SHORT_TEXT and abs(score) >= NEUTRAL_BAND
+    )
+    if lexicon_decides or _CJK.search(text) is None:
+        return score, None
+    model = sentiment_model.shipped()
+    return score, model.logit(text) + model.lexicon_weight * score
+
+
+def _classify(text: str) -> Sentiment:
+    score, z = polarity(text)
+    # A Chinese text with no lexicon term stays neutral unless the model alone is all but
+    # sure.
+    if z is not None and (abs(score) >= NEUTRAL_BAND or abs(z) >= MODEL_ALONE_LOGIT):
+        score = math.tanh(z / 2)
     if score >= NEUTRAL_BAND:
         return Sentiment("positive", score)
     if score <= -NEUTRAL_BAND:

@@ -31,7 +31,8 @@ def test_scaled_probabilities_are_better_calibrated_out_of_sample() -> None:
     raw = BinnedCalibration()
     for p, churned in pairs:
         raw.update(p, churned)
-    scaled = held_out_calibration(pairs)
+    scaled, folds = held_out_calibration(pairs)
+    assert folds == 2
     raw_error, scaled_error = raw.expected_error(), scaled.expected_error()
     assert raw_error is not None
     assert scaled_error is not None
@@ -41,7 +42,13 @@ def test_scaled_probabilities_are_better_calibrated_out_of_sample() -> None:
 
 def test_one_class_keeps_the_identity() -> None:
     fitted = Platt.fit([(0.3, True)] * 50)
-    assert (fitted.a, fitted.b) == (1.0, 0.0)
+    assert (fitted.a, fitted.b, fitted.fitted) == (1.0, 0.0, False)
+    # Found in use: 15 labels of a class is enough for the scaling in use but not for each
+    # of the two folds of its out-of-sample measure, which then says so.
+    pairs = [(0.8, True)] * 60 + [(0.6, False)] * 15
+    assert Platt.fit(pairs).fitted
+    _, folds = held_out_calibration(pairs)
+    assert folds == 0
     assert abs(fitted(0.3) - 0.3) < 1e-9
     assert Platt.fit([])(0.7) == Platt()(0.7)
 
@@ -57,6 +64,7 @@ def test_the_churn_model_reports_its_calibrated_quality() -> None:
     model.calibrate()
     calibrated = model.metrics()["calibrated"]
     assert calibrated["method"] == "platt"
+    assert calibrated["out_of_sample_folds"] == 2
     assert 0 <= calibrated["calibration_error"] <= 1
     assert 0 <= calibrated["brier"] <= 1
     after = model.predict({"idle_days": 100.0})

@@ -236,6 +236,20 @@ def test_emoji_and_emoticons_are_not_negated_by_the_words_before_them(
     assert classify(text).label == label
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Found in use: over 12 characters, so the model decided, and the model learnt on
+        # shop and hotel reviews read these live comments as negative.
+        "这个口红太好看了，必须回购",
+        "这个口红太好看了，我要回购",
+        "这个价格太划算了吧，冲冲冲",
+    ],
+)
+def test_strongly_worded_comments_are_the_lexicon_s(text: str) -> None:
+    assert classify(text).label == "positive"
+
+
 def test_very_long_text() -> None:
     text = "质量很好，" * 20_000 + "great " * 20_000 + "垃圾" * 10_000
     started = time.perf_counter()

@@ -25,6 +25,7 @@ from pipeline.domain.triggers import (
     parse_rules,
     trigger_id,
 )
+from pipeline.leader import adopt
 from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore, decode_user, encode_user
@@ -508,3 +509,36 @@ def test_compiled_conditions_agree_with_the_tests_one_by_one(value: Any, other: 
             values = {name: other if name == "stage" else value for name in rule.fields}
             values[field] = value
             assert rule.check(values) == rule.holds(values), (rule.name, values)
+
+
+def test_a_worker_scores_churn_only_on_the_leader_s_model() -> None:
+    """A worker's own churn model has seen its partitions' labels only: ready by its own
+    count or not, documents carry no churn probability (and churn_risk cannot fire) until a
+    model the leader published is in use; the labels say which models a document is on."""
+    script = Script()
+    enricher = script.scorer.enricher
+    enricher.local_churn = False  # as in a worker
+    for i in range(10):
+        script.live("like", T0 + i)
+    churned = {"idle_days": 80.0, "log_interactions_30d": 0.0, "has_paid": 0.0}
+    returned = {"idle_days": 35.0, "log_interactions_30d": 2.0, "has_paid": 1.0}
+    for _ in range(40):
+        enricher.models.churn.learn(churned, True)
+        enricher.models.churn.learn(returned, False)
+    assert enricher.churn_not_ready() == []
+    script.sweep(T0 + 31 * DAY_MS)
+    user = script.scorer.store.get("u1")
+    assert user is not None
+    doc = script.scorer.document(user, NOW)
+    assert doc.stage == "silent"
+    assert doc.churn_probability is None
+    assert script.scorer.triggers.on_document(user, doc) == []
+    assert doc.model_versions["churn"].startswith("churn-local-")
+    assert doc.model_versions["rfm"].startswith("rfm-local-")
+    # The leader's publication (here: the same model) is adopted: now it scores.
+    adopt(enricher.models, {"versions": {"btyd": "btyd-0"}, "rfm": None},
+          enricher.models.churn.to_bytes())  # fmt: skip
+    enricher.models_changed()
+    published = script.scorer.document(user, NOW)
+    assert published.churn_probability is not None
+    assert published.model_versions["churn"].startswith("churn-logreg-")
