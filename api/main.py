@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.metrics import REQUEST_SECONDS, REQUESTS
-from api.routes import health, models, triggers, users
+from api.routes import events, health, models, triggers, users
 from api.scores_view import CompactedView, ScoresView
 from api.triggers_view import TriggersView
 from pipeline.domain.triggers import load_rules
@@ -55,8 +55,11 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.status_view = status_view
     app.state.triggers_view = triggers_view
     app.state.rules = rules
+    app.state.validator = settings.validator()
+    app.state.ingest_buckets = {}
 
     app.include_router(users.router)
+    app.include_router(events.router)
     app.include_router(models.router)
     app.include_router(triggers.router)
     app.include_router(health.router)

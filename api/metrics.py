@@ -18,3 +18,8 @@ STALLED_WORKERS = Gauge(
     "lifecycle_api_stalled_workers",
     "Workers holding readiness back: stalled, or silent while the latest owner of a partition",
 )
+INGESTED = Counter(
+    "lifecycle_api_ingested_events_total",
+    "Events sent over HTTP (POST /v1/events): accepted, or rejected by reason",
+    ["outcome", "reason"],
+)

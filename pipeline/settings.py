@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_keys: list[SecretStr] = Field(default_factory=list)
     admin_api_keys: list[SecretStr] = Field(default_factory=list)
+    # Keys that may send events over HTTP (POST /v1/events) and nothing else; admin keys may
+    # too.
+    producer_api_keys: list[SecretStr] = Field(default_factory=list)
+    # POST /v1/events: the largest body (bytes, answered 413), the most events in one batch
+    # (413), and per key a sustained rate (events per second) with a burst of twice that
+    # (answered 429 with Retry-After).
+    ingest_max_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_max_events: int = Field(default=1000, ge=1)
+    ingest_events_per_second: float = Field(default=2000.0, gt=0, allow_inf_nan=False)
     worker_metrics_port: int = 9108
 
     # Domain defaults (SPEC section 4), all configuration.
@@ -254,12 +263,16 @@ class Settings(BaseSettings):
     def admin_keys(self) -> set[str]:
         return {k.get_secret_value() for k in self.admin_api_keys}
 
+    def producer_keys(self) -> set[str]:
+        """API keys that may send events; admin keys may too."""
+        return {k.get_secret_value() for k in self.producer_api_keys} | self.admin_keys()
+
     def check_api_keys(self) -> None:
         """Refuse to serve without keys, or with the dev keys outside the embedded default."""
         keys = self.user_keys()
         if not keys:
             raise SettingsError("API_KEYS is empty: set at least one key (JSON list)")
-        if not self.embedded and keys & {DEV_API_KEY, DEV_ADMIN_KEY}:
+        if not self.embedded and (keys | self.producer_keys()) & {DEV_API_KEY, DEV_ADMIN_KEY}:
             raise SettingsError(
                 "the keys 'dev' and 'dev-admin' are for the embedded default only; "
                 "set API_KEYS and ADMIN_API_KEYS to keys of your own"

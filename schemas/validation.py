@@ -58,6 +58,15 @@ _TYPES: dict[Kind, frozenset[str]] = {
 }
 
 
+def kind_of_type(event_type: object) -> Kind | None:
+    """The kind of events (and so the input topic) an event `type` belongs to; None for a
+    type no kind has."""
+    for kind, types in _TYPES.items():
+        if event_type in types:
+            return kind
+    return None
+
+
 class Rejection(ValueError):
     """Why a message cannot be scored: a reason, the field at fault (if one), and a message."""
 

@@ -73,6 +73,7 @@ def pipeline_env(bootstrap: str, clickhouse_url: str, tmp: Path, prefix: str) ->
             "WORKER_METRICS_PORT": str(free_port()),
             "API_KEYS": '["test-key"]',
             "ADMIN_API_KEYS": '["test-admin"]',
+            "PRODUCER_API_KEYS": '["test-producer"]',
             "APP_ID": f"{prefix}-app",
             "TOPIC_LIVE": f"{prefix}-live",
             "TOPIC_CHAT": f"{prefix}-chat",
