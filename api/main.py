@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.docs_pages import add_offline_docs
 from api.metrics import REQUEST_SECONDS, REQUESTS
 from api.routes import events, health, models, triggers, users
 from api.scores_view import CompactedView, ScoresView
@@ -48,7 +49,10 @@ def create_api(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="Current lifecycle stage and scores per user, updated from the event stream.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.state.settings = settings
     app.state.view = view
     app.state.models_view = models_view
