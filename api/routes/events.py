@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from api.deps import ProducerKey, SettingsDep
+from api.errors import errors
 from api.ingest import BatchError, TokenBucket, split_batch
 from api.metrics import INGESTED
 from pipeline.produce import kinds_of
@@ -60,19 +61,19 @@ def _bucket(request: Request, key: str) -> TokenBucket:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"example": EXAMPLE},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {
+                    "schema": {"type": "array", "items": {"type": "object"}},
+                    "example": EXAMPLE,
+                },
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "one JSON event per line"}
+                },
             },
         }
     },
     responses={
         200: {"description": "every event's outcome, in the order sent"},
-        401: {"description": "no key, or an unknown one"},
-        403: {"description": "a key that may not send events"},
-        413: {"description": "a body over INGEST_MAX_BYTES or more than INGEST_MAX_EVENTS"},
-        422: {"description": "a body that is not a batch of events"},
-        429: {"description": "over the key's rate; Retry-After says when to send again"},
-        503: {"description": "the broker did not take the accepted events"},
+        **errors(401, 403, 413, 422, 429, 503),
     },
 )
 async def send_events(request: Request, settings: SettingsDep, key: ProducerKey) -> JSONResponse:

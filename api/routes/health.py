@@ -63,7 +63,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "not ready: `reasons` says why"}})
 async def readyz(view: ViewDep, request: Request) -> JSONResponse:
     """Ready once the scores view and the trigger feed have caught up with their topics and
     the workers make their checkpoints; 503 with `reasons` otherwise."""

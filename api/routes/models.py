@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import AdminKey, ApiKey, SettingsDep
+from api.errors import errors
 from api.scores_view import CompactedView
 from pipeline.leader import MODELS_KEY
 
@@ -21,7 +22,7 @@ def current_models(view: CompactedView) -> dict[str, Any] | None:
     return None if raw is None else orjson.loads(raw)
 
 
-@router.get("")
+@router.get("", responses=errors(401, 403, 503))
 async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     """BG/NBD (`btyd`: r, alpha, a, b, time_unit, variant `bgnbd` or `mbgnbd`) and
     Gamma-Gamma (`gamma_gamma`: p, q, v) parameters in use; `refit`: the last refit's
@@ -46,7 +47,7 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     return models
 
 
-@router.post("/refit")
+@router.post("/refit", responses=errors(401, 403, 422, 504))
 async def refit(request: Request, settings: SettingsDep, _key: AdminKey) -> dict[str, Any]:
     """Refit the population models now; answers with the new parameters (admin key).
 

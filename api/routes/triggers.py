@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 from fastapi.responses import StreamingResponse
 
 from api.deps import ApiKey
+from api.errors import errors
 from api.triggers_view import BadCursor, TriggersView, decode_cursor, encode_cursor
 from schemas.triggers import TriggerPage
 
@@ -39,7 +40,7 @@ def _checked(request: Request, cursor: str | None, rule: str | None) -> dict[int
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
 
-@router.get("", response_model=TriggerPage)
+@router.get("", response_model=TriggerPage, responses=errors(401, 403, 422))
 async def list_triggers(
     request: Request,
     _key: ApiKey,
@@ -56,7 +57,7 @@ async def list_triggers(
     return Response(content=body, media_type="application/json")
 
 
-@router.get("/stream")
+@router.get("/stream", responses=errors(401, 403, 422))
 async def stream_triggers(
     request: Request,
     _key: ApiKey,
