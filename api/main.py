@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.docs_pages import add_offline_docs
 from api.metrics import REQUEST_SECONDS, REQUESTS
-from api.routes import events, health, models, triggers, users
+from api.routes import events, health, models, segments, triggers, users
 from api.scores_view import CompactedView, ScoresView
 from api.triggers_view import TriggersView
 from pipeline.domain.triggers import load_rules
@@ -62,6 +62,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.validator = settings.validator()
     app.state.ingest_buckets = {}
 
+    app.include_router(segments.router)  # /v1/users (the list) before /v1/users/{user_id}
     app.include_router(users.router)
     app.include_router(events.router)
     app.include_router(models.router)

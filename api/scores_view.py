@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api.user_index import UserIndex
 from pipeline.settings import Settings
 from pipeline.stream.compacted import CompactedView
 
@@ -9,7 +10,11 @@ __all__ = ["CompactedView", "ScoresView"]
 
 
 class ScoresView(CompactedView):
-    """The latest score document per user."""
+    """The latest score document per user, and an index of them for lists and counts."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, settings.topic_scores)
+        self.index = UserIndex()
+
+    def on_record(self, key: str, value: bytes | None) -> None:
+        self.index.apply(key, value)

@@ -94,6 +94,12 @@ class RfmScore:
     rfm_class: str
 
 
+SEGMENTS = (
+    "Champions", "At risk", "Loyal", "Need attention", "Promising", "Potential loyalist",
+    "New customer", "Hibernating",
+)  # fmt: skip
+
+
 def segment(r: int, f: int, m: int) -> str:
     """Segment of 1-5 scores; first matching rule wins (total over all 125 combinations):
 

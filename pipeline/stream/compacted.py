@@ -30,6 +30,9 @@ class CompactedView:
         self._targets: dict[TopicPartition, int] = {}
         self.changed = asyncio.Event()  # set (and replaced) whenever records were applied
 
+    def on_record(self, key: str, value: bytes | None) -> None:
+        """Called for every record applied (None: a tombstone); subclasses index them."""
+
     def get(self, user_id: str) -> bytes | None:
         return self.documents.get(user_id)
 
@@ -80,8 +83,10 @@ class CompactedView:
                     user_id = record.key.decode()
                     if record.value is None:
                         self.documents.pop(user_id, None)
+                        self.on_record(user_id, None)
                     else:
                         self.documents[user_id] = record.value
+                        self.on_record(user_id, record.value)
             if batches:
                 self.changed.set()
                 self.changed = asyncio.Event()
