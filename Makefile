@@ -46,9 +46,11 @@ $(PEER_PY): bench/peer-requirements.txt
 	touch $@
 
 ## The benchmark: raw client limit, Quix Streams peer and the full pipeline on the same topic
-## contents, then latency, reads, recovery and memory; the last line is one JSON object.
+## contents, then latency, reads, recovery and memory (one JSON object); then the API's lists
+## and counts at a million users (one JSON object).
 bench: install $(BENCH_STAMP) $(PEER_PY)
 	$(PY) -m bench.throughput --users $(or $(USERS),10000) --events $(or $(EVENTS),200000)
+	$(PY) -m bench.lists --users $(or $(LIST_USERS),1000000)
 
 ## The churn model on held-out users of the demo's simulated shop (docs/models.md); one JSON object.
 churn-quality: install

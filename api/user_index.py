@@ -20,11 +20,12 @@ from typing import Any
 import orjson
 from sortedcontainers import SortedList
 
+from pipeline.domain.population import money_bucket
 from pipeline.domain.rfm import rfm_class, segment
 from pipeline.domain.rfm_scale import RfmScale, score_of
 
 DAY_S = 86_400
-Values = tuple[int, int, int]  # last paid day (since 1970-01-01), paid orders, net cents
+Values = tuple[int, int, int]  # last paid day (since 1970-01-01), paid orders, net-cents bucket
 
 
 class BadCursor(ValueError):
@@ -47,11 +48,15 @@ def decode_cursor(cursor: str) -> str:
 
 
 def _values(document: dict[str, Any]) -> Values | None:
+    """Last paid day, paid orders and net cents in their bucket (`money_bucket`: a
+    published scale's money thresholds are bucket bounds, so the bucket scores as the value
+    does, and far fewer distinct values are counted)."""
     paid = document.get("last_paid_at")
     if not paid or not document.get("order_count"):
         return None
     day = int(datetime.fromisoformat(paid).timestamp() // DAY_S)
-    return day, int(document["order_count"]), round(float(document["monetary"]) * 100)
+    cents = money_bucket(round(float(document["monetary"]) * 100))
+    return day, int(document["order_count"]), cents
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,10 @@ class UserIndex:
         self.ids: SortedList = SortedList()
         self.by_stage: dict[str | None, SortedList] = {}
         self.combos: Counter[Values] = Counter()  # distinct RFM values: buyers
+        # Buyers by (r, f, m) against one scale, kept up to date record by record; taken
+        # again from `combos` when another scale is asked for.
+        self._cells: Counter[tuple[int, int, int]] = Counter()
+        self._cells_scale: RfmScale | None = None
 
     def __len__(self) -> int:
         return len(self.stage)
@@ -98,6 +107,8 @@ class UserIndex:
         if values is not None:
             self.values[user_id] = values
             self.combos[values] += 1
+            if self._cells_scale is not None:
+                self._cells[self._scores(values, self._cells_scale)] += 1
 
     def _remove(self, user_id: str) -> None:
         if user_id not in self.stage:
@@ -110,16 +121,22 @@ class UserIndex:
             self.combos[values] -= 1
             if not self.combos[values]:
                 del self.combos[values]
+            if self._cells_scale is not None:
+                self._cells[self._scores(values, self._cells_scale)] -= 1
+
+    @staticmethod
+    def _scores(values: Values, scale: RfmScale) -> tuple[int, int, int]:
+        day, orders, cents = values
+        return (
+            score_of(day, scale.recency), score_of(orders, scale.frequency),
+            score_of(cents, scale.monetary),
+        )  # fmt: skip
 
     def cell(self, user_id: str, scale: RfmScale | None) -> Cell | None:
         values = self.values.get(user_id)
         if values is None or scale is None:
             return None
-        day, orders, cents = values
-        return Cell(
-            score_of(day, scale.recency), score_of(orders, scale.frequency),
-            score_of(cents, scale.monetary),
-        )  # fmt: skip
+        return Cell(*self._scores(values, scale))
 
     def page(
         self,
@@ -160,15 +177,12 @@ class UserIndex:
         segments: Counter[str] = Counter()
         classes: Counter[str] = Counter()
         if scale is not None:
-            r = {d: score_of(d, scale.recency) for d in {v[0] for v in self.combos}}
-            f = {o: score_of(o, scale.frequency) for o in {v[1] for v in self.combos}}
-            m = {c: score_of(c, scale.monetary) for c in {v[2] for v in self.combos}}
-            cells: Counter[tuple[int, int, int]] = Counter()
-            for (day, orders, cents), n in self.combos.items():
-                cells[r[day], f[orders], m[cents]] += n
-            for (rs, fs, ms), n in cells.items():
-                segments[segment(rs, fs, ms)] += n
-                classes[rfm_class(rs, fs, ms)] += n
+            if scale != self._cells_scale:
+                self._rebuild(scale)
+            for (rs, fs, ms), n in self._cells.items():
+                if n:
+                    segments[segment(rs, fs, ms)] += n
+                    classes[rfm_class(rs, fs, ms)] += n
         return {
             "total_users": len(self.stage),
             "by_stage": {(s or "none"): len(ids) for s, ids in self.by_stage.items() if ids},
@@ -177,6 +191,16 @@ class UserIndex:
             "by_class": dict(sorted(classes.items())),
             "rfm_version": f"rfm-{scale.version}" if scale is not None else None,
         }
+
+    def _rebuild(self, scale: RfmScale) -> None:
+        """Buyers by (r, f, m) against `scale`: each dimension's distinct values scored once."""
+        r = {d: score_of(d, scale.recency) for d in {v[0] for v in self.combos}}
+        f = {o: score_of(o, scale.frequency) for o in {v[1] for v in self.combos}}
+        m = {c: score_of(c, scale.monetary) for c in {v[2] for v in self.combos}}
+        cells: Counter[tuple[int, int, int]] = Counter()
+        for (day, orders, cents), n in self.combos.items():
+            cells[r[day], f[orders], m[cents]] += n
+        self._cells, self._cells_scale = cells, scale
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids)

@@ -12,11 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.user_index import BadCursor, UserIndex, decode_cursor, encode_cursor
+from pipeline.domain.population import money_bucket
 from pipeline.domain.rfm import RfmValues, score_on
 from pipeline.domain.rfm_scale import RfmScale
 
+# A published scale's money thresholds are bucket bounds (the leader fits on bucketed counts).
 SCALE = RfmScale(recency=(20_000, 20_010, 20_020, 20_030), frequency=(2, 3, 5, 8),
-                 monetary=(5_000, 10_000, 20_000, 50_000), version=3, buyers=10)  # fmt: skip
+                 monetary=tuple(money_bucket(c) for c in (5_000, 10_000, 20_000, 50_000)),
+                 version=3, buyers=10)  # fmt: skip
 STAGES = ["potential", "new", "active", "silent", "churned"]
 
 
@@ -121,3 +124,20 @@ def test_cursors_round_trip_and_garbage_is_refused() -> None:
         except BadCursor:
             continue
         raise AssertionError(f"{bad!r} decoded")
+
+
+@settings(max_examples=100, deadline=None)
+@given(users, users, st.sets(st.text("abcdefgh", min_size=1, max_size=4), max_size=10))
+def test_counts_kept_record_by_record_equal_counts_taken_afresh(
+    before: dict[str, Any], after: dict[str, Any], erased: set[str]
+) -> None:
+    index = build(before)
+    index.counts(SCALE)  # the per-scale counts are taken here, then kept up to date
+    for user, (stage, buy) in after.items():
+        index.apply(user, document(stage) if buy is None else document(stage, *buy))
+    for user in erased:
+        index.apply(user, None)
+    final = {**before, **after}
+    for user in erased:
+        final.pop(user, None)
+    assert index.counts(SCALE) == build(final).counts(SCALE)
