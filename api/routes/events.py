@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ProducerKey, SettingsDep
 from api.errors import errors
+from api.examples import EVENTS, ok
 from api.ingest import BatchError, TokenBucket, split_batch
 from api.metrics import INGESTED
 from pipeline.produce import kinds_of
@@ -72,7 +73,7 @@ def _bucket(request: Request, key: str) -> TokenBucket:
         }
     },
     responses={
-        200: {"description": "every event's outcome, in the order sent"},
+        **ok(EVENTS, "every event's outcome, in the order sent"),
         **errors(401, 403, 413, 422, 429, 503),
     },
 )

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ViewDep
+from api.examples import HEALTHY, NOT_READY, READY, ok
 from api.metrics import API_READY, STALLED_WORKERS, VIEW_USERS
 from api.scores_view import CompactedView, ScoresView
 from pipeline.settings import Settings
@@ -57,13 +58,20 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
     }
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=ok(HEALTHY, "the process is up"))
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "not ready: `reasons` says why"}})
+@router.get(
+    "/readyz",
+    responses={
+        **ok(READY, "ready"),
+        503: {"description": "not ready: `reasons` says why",
+              "content": {"application/json": {"example": NOT_READY}}},
+    },
+)  # fmt: skip
 async def readyz(view: ViewDep, request: Request) -> JSONResponse:
     """Ready once the scores view and the trigger feed have caught up with their topics and
     the workers make their checkpoints; 503 with `reasons` otherwise."""

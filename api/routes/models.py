@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import AdminKey, ApiKey, SettingsDep
 from api.errors import errors
+from api.examples import MODELS, ok
 from api.scores_view import CompactedView
 from pipeline.leader import MODELS_KEY
 
@@ -22,7 +23,7 @@ def current_models(view: CompactedView) -> dict[str, Any] | None:
     return None if raw is None else orjson.loads(raw)
 
 
-@router.get("", responses=errors(401, 403, 503))
+@router.get("", responses={**ok(MODELS), **errors(401, 403, 503)})
 async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     """BG/NBD (`btyd`: r, alpha, a, b, time_unit, variant `bgnbd` or `mbgnbd`) and
     Gamma-Gamma (`gamma_gamma`: p, q, v) parameters in use; `refit`: the last refit's
@@ -47,7 +48,7 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     return models
 
 
-@router.post("/refit", responses=errors(401, 403, 422, 504))
+@router.post("/refit", responses={**ok(MODELS), **errors(401, 403, 422, 504)})
 async def refit(request: Request, settings: SettingsDep, _key: AdminKey) -> dict[str, Any]:
     """Refit the population models now; answers with the new parameters (admin key).
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from api.deps import ApiKey, ViewDep
 from api.errors import errors
+from api.examples import SEGMENT_COUNTS, USERS_PAGE, ok
 from api.routes.models import current_models
 from api.user_index import BadCursor, decode_cursor
 from pipeline.domain.rfm import SEGMENTS
@@ -31,7 +32,7 @@ def _scale(request: Request) -> RfmScale | None:
     return RfmScale.from_dict(rfm) if rfm else None
 
 
-@router.get("/v1/users", responses=errors(401, 403, 422))
+@router.get("/v1/users", responses={**ok(USERS_PAGE), **errors(401, 403, 422)})
 async def list_users(
     request: Request,
     view: ViewDep,
@@ -60,7 +61,7 @@ async def list_users(
     return {"items": items, "cursor": next_cursor}
 
 
-@router.get("/v1/segments", responses=errors(401, 403))
+@router.get("/v1/segments", responses={**ok(SEGMENT_COUNTS), **errors(401, 403)})
 async def segments(request: Request, view: ViewDep, _key: ApiKey) -> dict[str, Any]:
     """`total_users`, `buyers`, and counts `by_stage`, `by_segment` and `by_class` (buyers,
     against the latest published RFM scale, `rfm_version`)."""

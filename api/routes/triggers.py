@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ApiKey
 from api.errors import errors
+from api.examples import STREAM, TRIGGERS, ok
 from api.triggers_view import BadCursor, TriggersView, decode_cursor, encode_cursor
 from schemas.triggers import TriggerPage
 
@@ -40,7 +41,7 @@ def _checked(request: Request, cursor: str | None, rule: str | None) -> dict[int
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
 
-@router.get("", response_model=TriggerPage, responses=errors(401, 403, 422))
+@router.get("", response_model=TriggerPage, responses={**ok(TRIGGERS), **errors(401, 403, 422)})
 async def list_triggers(
     request: Request,
     _key: ApiKey,
@@ -57,7 +58,14 @@ async def list_triggers(
     return Response(content=body, media_type="application/json")
 
 
-@router.get("/stream", responses=errors(401, 403, 422))
+@router.get(
+    "/stream",
+    responses={
+        200: {"description": "server-sent events, one per trigger, live",
+              "content": {"text/event-stream": {"example": STREAM}}},
+        **errors(401, 403, 422),
+    },
+)  # fmt: skip
 async def stream_triggers(
     request: Request,
     _key: ApiKey,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 
 from api.deps import ApiKey, ViewDep
 from api.errors import errors
+from api.examples import USER, ok
 from api.outlook import outlook_at
 from api.rfm_view import rescored
 from api.routes.models import current_models
@@ -17,7 +18,9 @@ from schemas.scores import ScoreDocument
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
 
-@router.get("/{user_id}", response_model=ScoreDocument, responses=errors(401, 403, 404, 422))
+@router.get(
+    "/{user_id}", response_model=ScoreDocument, responses={**ok(USER), **errors(401, 403, 404, 422)}
+)
 async def get_user(
     user_id: Annotated[str, Path(min_length=1, max_length=128)],
     view: ViewDep,

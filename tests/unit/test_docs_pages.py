@@ -7,8 +7,11 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from api import examples
 from api.main import create_api
 from pipeline.settings import Settings
+from schemas.scores import ScoreDocument
+from schemas.triggers import TriggerPage
 
 
 @pytest.fixture
@@ -37,3 +40,23 @@ def test_the_openapi_document_the_pages_read_is_served(client: TestClient) -> No
     spec = client.get("/openapi.json").json()
     assert "/v1/events" in spec["paths"]
     assert "/docs" not in spec["paths"]
+
+
+def test_every_operation_has_an_example_and_its_errors(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            ok = operation["responses"]["200"]
+            assert any("example" in body for body in ok["content"].values()), where
+            if path.startswith("/v1/"):
+                assert {"401", "403"} <= set(operation["responses"]), where
+                for code, answer in operation["responses"].items():
+                    if code != "200":
+                        schema = answer["content"]["application/json"]["schema"]
+                        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, where
+
+
+def test_the_examples_are_what_the_models_accept() -> None:
+    ScoreDocument.model_validate(examples.USER)
+    TriggerPage.model_validate(examples.TRIGGERS)
