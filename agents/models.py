@@ -24,6 +24,7 @@ from mode import Service
 
 from pipeline.app import Wiring
 from pipeline.domain.population import Summary, merge
+from pipeline.domain.stages import Stage
 from pipeline.leader import (
     CHURN_MODEL_KEY,
     MODELS_KEY,
@@ -65,6 +66,7 @@ class ModelsService(Service):
         self._lock = asyncio.Lock()
         self._adopted: bytes | None = None
         self._adopted_at = ""  # the publication time of the models in use
+        self._churn_version: str | None = None  # of the churn model last published and used
 
     async def on_start(self) -> None:
         if self.path.exists():
@@ -168,6 +170,18 @@ class ModelsService(Service):
         self.enricher.models_changed()
         self._adopted_at = published_at
         self.checkpoint()
+        version = str(document.get("versions", {}).get("churn"))
+        fresh, self._churn_version = version != self._churn_version, version
+        if fresh and self.enricher.churn_ready():
+            # A new churn model that acts: silent users' documents carry its probability
+            # (and churn_risk can fire) without waiting for their next change.
+            store = self.scorer.store
+            self.scorer.rescore.update(
+                user.user_id
+                for partition in self.owned()
+                for user in store.users_of(partition)
+                if user.stage == Stage.SILENT
+            )
 
     def checkpoint(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

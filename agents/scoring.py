@@ -147,6 +147,14 @@ class ScoringEngine(BatchEngine):
             for swept in scorer.sweep(partition, now, documents=False):
                 outputs.record(swept, changed)
                 await outputs.send(swept)
+        # Documents written again on newly published models (and the triggers they fire).
+        while scorer.rescore:
+            user_id = scorer.rescore.pop()
+            owner = scorer.store.partition_of(user_id)
+            user = scorer.store.get(user_id)
+            if user is not None and owner in self.partitions and user_id not in changed:
+                scorer.store.put(user, owner)  # the triggers it fires change its state
+                changed[user_id] = user
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():

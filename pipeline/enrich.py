@@ -141,9 +141,12 @@ class Enricher:
         # probability means nothing: none is shown.
         usable = self.local_churn or self.models.published
         if user.stage == Stage.SILENT and usable and self.churn_ready():
-            churn = self.models.churn.predict(
-                features(user, at_ms, self.half_life_ms, self.window_ms)
-            )
+            # On the features at the moment of silence, as the model learnt them (scored on
+            # later features it extrapolated: the longer a user stayed silent, the lower).
+            snapshot = user.churn_snapshot
+            if snapshot is None:
+                snapshot = features(user, at_ms, self.half_life_ms, self.window_ms)
+            churn = self.models.churn.predict(snapshot)
         return Derived(
             at_ms=at_ms,
             horizon_days=horizon,
@@ -179,10 +182,11 @@ class Enricher:
             rfm = f"rfm-{models.scale.version}"
         else:
             rfm = f"rfm-local-{models.population.version}"
-        churn = models.churn.version
+        churn, btyd = models.churn.version, f"btyd-{models.btyd_version}"
         if not models.published:
             churn = churn.replace("churn-", "churn-local-", 1)
-        return {"churn": churn, "btyd": f"btyd-{models.btyd_version}", "rfm": rfm}
+            btyd = f"btyd-local-{models.btyd_version}"
+        return {"churn": churn, "btyd": btyd, "rfm": rfm}
 
     def refit_inputs(self) -> RefitInputs:
         """x, t_x, T (days, at the event clock) of every buyer, the repeat orders with a

@@ -109,6 +109,9 @@ class Scorer:
         self.watermarks: dict[int, PartitionWatermark] = {}
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
+        # Users whose documents are written again with the next batch (silent users, once a
+        # ready churn model of a new version is in use).
+        self.rescore: set[str] = set()
 
     def _load(self, user_id: str) -> UserState:
         user = self.store.get(user_id)

@@ -542,3 +542,9 @@ def test_a_worker_scores_churn_only_on_the_leader_s_model() -> None:
     published = script.scorer.document(user, NOW)
     assert published.churn_probability is not None
     assert published.model_versions["churn"].startswith("churn-logreg-")
+    # Scored on the features at the moment of silence, as the model learnt them: a month
+    # later, still silent, the same probability (on later features it fell with idleness).
+    script.sweep(T0 + 60 * DAY_MS)
+    later = script.scorer.document(user, NOW)
+    assert later.stage == "silent"
+    assert later.churn_probability == published.churn_probability
