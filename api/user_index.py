@@ -23,8 +23,10 @@ from sortedcontainers import SortedList
 from pipeline.domain.population import money_bucket
 from pipeline.domain.rfm import rfm_class, segment
 from pipeline.domain.rfm_scale import RfmScale, score_of
+from pipeline.domain.stages import Stage
 
 DAY_S = 86_400
+STAGES = tuple(stage.value for stage in Stage)
 Values = tuple[int, int, int]  # last paid day (since 1970-01-01), paid orders, net-cents bucket
 
 
@@ -85,6 +87,9 @@ class UserIndex:
         self.ids: SortedList = SortedList()
         self.by_stage: dict[str | None, SortedList] = {}
         self.combos: Counter[Values] = Counter()  # distinct RFM values: buyers
+        # Segment and class as each document has them, for before any scale is published
+        # (then documents are scored on their worker's own scale and served so).
+        self.own: dict[str, tuple[str, str]] = {}
         # Buyers by (r, f, m) against one scale, kept up to date record by record; taken
         # again from `combos` when another scale is asked for.
         self._cells: Counter[tuple[int, int, int]] = Counter()
@@ -103,6 +108,9 @@ class UserIndex:
         self.stage[user_id] = stage
         self.ids.add(user_id)
         self.by_stage.setdefault(stage, SortedList()).add(user_id)
+        rfm = document.get("rfm")
+        if rfm:
+            self.own[user_id] = (rfm["segment"], rfm["rfm_class"])
         values = _values(document)
         if values is not None:
             self.values[user_id] = values
@@ -114,6 +122,7 @@ class UserIndex:
         if user_id not in self.stage:
             return
         stage = self.stage.pop(user_id)
+        self.own.pop(user_id, None)
         self.ids.remove(user_id)
         self.by_stage[stage].remove(user_id)
         values = self.values.pop(user_id, None)
@@ -138,6 +147,13 @@ class UserIndex:
             return None
         return Cell(*self._scores(values, scale))
 
+    def _labels(self, user_id: str, scale: RfmScale | None) -> tuple[str | None, str | None]:
+        """Segment and class against `scale`, or as the document has them without one."""
+        if scale is None:
+            return self.own.get(user_id, (None, None))
+        cell = self.cell(user_id, scale)
+        return (cell.segment, cell.rfm_class) if cell else (None, None)
+
     def page(
         self,
         scale: RfmScale | None,
@@ -156,17 +172,13 @@ class UserIndex:
         last = None
         for user_id in source.islice(start):
             last = user_id
-            cell = self.cell(user_id, scale)
-            if segment_ is not None and (cell is None or cell.segment != segment_):
+            seg, cls = self._labels(user_id, scale)
+            if segment_ is not None and seg != segment_:
                 continue
-            if class_ is not None and (cell is None or cell.rfm_class != class_):
+            if class_ is not None and cls != class_:
                 continue
-            out.append({
-                "user_id": user_id,
-                "stage": self.stage[user_id],
-                "segment": cell.segment if cell else None,
-                "rfm_class": cell.rfm_class if cell else None,
-            })  # fmt: skip
+            out.append({"user_id": user_id, "stage": self.stage[user_id], "segment": seg,
+                        "rfm_class": cls})  # fmt: skip
             if len(out) == limit:
                 break
         more = last is not None and source.bisect_right(last) < len(source)
@@ -176,7 +188,10 @@ class UserIndex:
         """Total users and counts by stage, segment and class (buyers against `scale`)."""
         segments: Counter[str] = Counter()
         classes: Counter[str] = Counter()
-        if scale is not None:
+        if scale is None:
+            segments.update(seg for seg, _ in self.own.values())
+            classes.update(cls for _, cls in self.own.values())
+        else:
             if scale != self._cells_scale:
                 self._rebuild(scale)
             for (rs, fs, ms), n in self._cells.items():
@@ -185,7 +200,9 @@ class UserIndex:
                     classes[rfm_class(rs, fs, ms)] += n
         return {
             "total_users": len(self.stage),
-            "by_stage": {(s or "none"): len(ids) for s, ids in self.by_stage.items() if ids},
+            # Every stage, zeros included; "none": users with no stage yet (touches only).
+            "by_stage": {s: len(self.by_stage.get(s, ())) for s in STAGES}
+            | {"none": len(self.by_stage.get(None, ()))},
             "buyers": len(self.values),
             "by_segment": dict(sorted(segments.items())),
             "by_class": dict(sorted(classes.items())),

@@ -56,7 +56,8 @@ def build(data: dict[str, Any]) -> UserIndex:
 def test_counts_equal_scoring_every_user(data: dict[str, Any]) -> None:
     counts = build(data).counts(SCALE)
     assert counts["total_users"] == len(data)
-    assert counts["by_stage"] == dict(Counter(stage for stage, _ in data.values()))
+    expected = Counter(stage for stage, _ in data.values())
+    assert counts["by_stage"] == {s: expected[s] for s in [*STAGES, "none"]}
     scored = [score_on(SCALE, RfmValues(*buy), buy[0]) for _, buy in data.values() if buy]
     assert counts["buyers"] == len(scored)
     assert counts["by_segment"] == dict(sorted(Counter(s.segment for s in scored).items()))
@@ -99,7 +100,8 @@ def test_a_user_moves_and_a_tombstone_removes_them() -> None:
     index.apply("u2", document("potential"))
     assert index.counts(SCALE)["by_segment"] == {"Champions": 1}
     index.apply("u1", document("silent", 20_035, 9, 60_000))
-    assert index.counts(SCALE)["by_stage"] == {"silent": 1, "potential": 1}
+    by_stage = index.counts(SCALE)["by_stage"]
+    assert {s: n for s, n in by_stage.items() if n} == {"silent": 1, "potential": 1}
     index.apply("u1", None)
     counts = index.counts(SCALE)
     assert (counts["total_users"], counts["buyers"], counts["by_segment"]) == (1, 0, {})
@@ -114,6 +116,20 @@ def test_a_user_moves_and_a_tombstone_removes_them() -> None:
     rest, end = index.page(SCALE, stage="new", after=decode_cursor(cursor), limit=2)
     assert [i["user_id"] for i in rest] == ["f"]
     assert end is None
+
+
+def test_without_a_published_scale_lists_and_counts_say_what_documents_say() -> None:
+    index = UserIndex()
+    for user, (seg, cls) in {"a": ("Champions", "A"), "b": ("Hibernating", "C")}.items():
+        raw = orjson.loads(document("active", 20_035, 9, 60_000))
+        raw["rfm"] = {"segment": seg, "rfm_class": cls}
+        index.apply(user, orjson.dumps(raw))
+    index.apply("c", document("potential"))
+    counts = index.counts(None)
+    assert counts["by_segment"] == {"Champions": 1, "Hibernating": 1}
+    assert counts["by_class"] == {"A": 1, "C": 1}
+    items, _ = index.page(None, segment_="Hibernating")
+    assert [(i["user_id"], i["rfm_class"]) for i in items] == [("b", "C")]
 
 
 def test_cursors_round_trip_and_garbage_is_refused() -> None:
