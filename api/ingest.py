@@ -16,9 +16,10 @@ class BatchError(ValueError):
     """A body that is not a batch of events at all (answered 422)."""
 
 
-def split_batch(body: bytes, content_type: str) -> list[bytes]:
-    """One raw message per event: a JSON array's items, or NDJSON's non-empty lines (each
-    line is validated on its own, so a bad line rejects that event only).
+def split_batch(body: bytes, content_type: str) -> list[tuple[int | None, bytes]]:
+    """One raw message per event with its line number (1-based; None in a JSON array): a
+    JSON array's items, or NDJSON's non-empty lines (each line is validated on its own, so a
+    bad line rejects that event only).
 
     Raises BatchError for an empty body, JSON that is not an array, or a body that is not
     JSON when the content type says JSON."""
@@ -26,7 +27,8 @@ def split_batch(body: bytes, content_type: str) -> list[bytes]:
     if not body.strip():
         raise BatchError("the body is empty: send a JSON array of events, or NDJSON")
     if media in NDJSON_TYPES:
-        return [line.strip() for line in body.splitlines() if line.strip()]
+        lines = enumerate(body.splitlines(), start=1)
+        return [(number, line.strip()) for number, line in lines if line.strip()]
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -35,7 +37,7 @@ def split_batch(body: bytes, content_type: str) -> list[bytes]:
         ) from exc
     if not isinstance(value, list):
         raise BatchError(f"expected a JSON array of events, got {type(value).__name__}")
-    return [orjson.dumps(item) for item in value]
+    return [(None, orjson.dumps(item)) for item in value]
 
 
 class TokenBucket:

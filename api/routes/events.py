@@ -112,7 +112,8 @@ async def send_events(request: Request, settings: SettingsDep, key: ProducerKey)
     now_ms = int(time.time() * 1000)
     results: list[dict[str, Any]] = []
     sends = []
-    for index, raw in enumerate(messages):
+    for index, (line, raw) in enumerate(messages):
+        where = {"index": index} if line is None else {"index": index, "line": line}
         try:
             data = validator.decode(raw)
             kind = kind_of_type(data.get("type"))
@@ -121,12 +122,12 @@ async def send_events(request: Request, settings: SettingsDep, key: ProducerKey)
             event = validator.check(kind, data, now_ms)
         except Rejection as rejection:
             INGESTED.labels("rejected", rejection.reason).inc()
-            results.append({"index": index, "status": "rejected", "reason": rejection.reason,
+            results.append({**where, "status": "rejected", "reason": rejection.reason,
                             "field": rejection.field, "detail": rejection.detail})  # fmt: skip
             continue
         topic = topics[kind]
         sends.append(await producer.send(topic, value=raw, key=event.user_id.encode()))
-        results.append({"index": index, "status": "accepted", "event_id": event.event_id,
+        results.append({**where, "status": "accepted", "event_id": event.event_id,
                         "topic": topic})  # fmt: skip
     try:
         await asyncio.gather(*sends)

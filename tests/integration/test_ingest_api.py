@@ -99,12 +99,13 @@ def test_each_event_is_answered_and_the_accepted_ones_are_scored(running: Runnin
 
 def test_ndjson_lines_are_events_and_a_broken_line_is_rejected_alone(running: Running) -> None:
     user = f"u-{uuid.uuid4().hex[:6]}"
-    body = orjson.dumps(like(user, 1)) + b"\n{not json\n" + orjson.dumps(like(user, 2)) + b"\n"
+    body = orjson.dumps(like(user, 1)) + b"\n\n{not json\n" + orjson.dumps(like(user, 2)) + b"\n"
     response = post(running, body, key="producer-b", ndjson=True)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
     assert results[1]["reason"] == "not_json"
+    assert [(r["index"], r["line"]) for r in results] == [(0, 1), (1, 3), (2, 4)]
 
 
 def test_only_producer_and_admin_keys_send(running: Running) -> None:

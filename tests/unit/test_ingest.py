@@ -13,13 +13,16 @@ from api.ingest import BatchError, TokenBucket, split_batch
 
 def test_a_json_array_is_one_message_per_item() -> None:
     body = orjson.dumps([{"a": 1}, {"b": [2]}, "not an object"])
-    assert split_batch(body, "application/json") == [b'{"a":1}', b'{"b":[2]}', b'"not an object"']
+    assert split_batch(body, "application/json") == [
+        (None, b'{"a":1}'), (None, b'{"b":[2]}'), (None, b'"not an object"')
+    ]  # fmt: skip
 
 
 def test_ndjson_lines_are_messages_and_a_bad_line_is_only_that_event() -> None:
     body = b'{"a":1}\n\n  {oops\n{"b":2}\r\n'
+    # Each with its line number: blank lines are skipped, not renumbered.
     assert split_batch(body, "application/x-ndjson; charset=utf-8") == [
-        b'{"a":1}', b"{oops", b'{"b":2}'
+        (1, b'{"a":1}'), (3, b"{oops"), (4, b'{"b":2}')
     ]  # fmt: skip
 
 
