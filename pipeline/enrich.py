@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+from collections.abc import Iterable
 
 from pipeline.domain.churn import ChurnModel, label_for, on_silent
 from pipeline.domain.document import Derived
@@ -20,7 +21,7 @@ from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import DAY_MS, Stage
 from pipeline.domain.state import Fact, Transition, UserState
 from pipeline.leader import buyer_row
-from pipeline.refit import RefitInputs, RefitResult, fit, inputs_of
+from pipeline.refit import RefitResult, fit, inputs_of
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,6 @@ class Enricher:
         self.models = Models()
         self.half_life_ms = max(1, int(settings.engagement_half_life_days * DAY_MS))
         self.window_ms = int(settings.active_window_days * DAY_MS)
-        # Per buyer, for refits: (first paid ms, last paid ms, orders, free orders, cents
-        # paid, the payments a holdout check can need: `btyd_holdout.recent_payments`).
-        self.buyers: dict[str, tuple[int, int, int, int, int, tuple[int, ...], int | None]] = {}
         self.holdout_ms = int(settings.btyd_holdout_days * DAY_MS)
         # Each buyer's values as counted in the population, so a move removes what was added.
         self.members: dict[str, RfmValues] = {}
@@ -63,9 +61,6 @@ class Enricher:
                 del self.members[user.user_id]
             else:
                 self.members[user.user_id] = new
-        row = buyer_row(user, self.holdout_ms)
-        if row is not None:
-            self.buyers[user.user_id] = row
         if user.last_event_ms is not None:
             self.clock_ms = max(self.clock_ms, user.last_event_ms)
 
@@ -74,7 +69,6 @@ class Enricher:
         old = self.members.pop(user_id, None)
         if old is not None:
             self.models.population.update(old, None)
-        self.buyers.pop(user_id, None)
 
     def on_event(self, user: UserState, fact: Fact) -> str | None:
         """Engagement and sentiment of the event, and the user's move in the population;
@@ -188,17 +182,14 @@ class Enricher:
             btyd = f"btyd-local-{models.btyd_version}"
         return {"churn": churn, "btyd": btyd, "rfm": rfm}
 
-    def refit_inputs(self) -> RefitInputs:
-        """x, t_x, T (days, at the event clock) of every buyer, the repeat orders with a
-        value and their mean value (free orders are purchases, not order values), and the
-        holdout split of the last `btyd_holdout_days`."""
-        return inputs_of(list(self.buyers.values()), self.clock_ms, self.holdout_ms)
-
-    def refit(self) -> RefitResult:
-        """Fit BG/NBD and Gamma-Gamma on every buyer now; keep the previous fit on failure."""
-        model = self.settings.btyd_model
-        penalty = self.settings.btyd_l2_penalty
-        return self.adopt(fit(self.refit_inputs(), self.models.bgnbd, model, penalty))
+    def refit(self, users: Iterable[UserState]) -> RefitResult:
+        """Fit BG/NBD and Gamma-Gamma on these users' buyers now (a process scoring on its
+        own models; workers fit through the model leader); keep the previous fit on
+        failure."""
+        rows = [row for user in users if (row := buyer_row(user, self.holdout_ms)) is not None]
+        inputs = inputs_of(rows, self.clock_ms, self.holdout_ms)
+        model, penalty = self.settings.btyd_model, self.settings.btyd_l2_penalty
+        return self.adopt(fit(inputs, self.models.bgnbd, model, penalty))
 
     def adopt(self, result: RefitResult) -> RefitResult:
         """Use a fit's parameters (a failed fit changes nothing)."""

@@ -69,7 +69,8 @@ def test_accepted_events_keep_every_figure_sane(history: list[tuple[str, bytes]]
             scorer.score(topic, raw, now=NOW)
         except Rejection:
             continue  # refused events change nothing (tested case by case elsewhere)
-    scorer.enricher.refit()
+    store = scorer.store
+    scorer.enricher.refit(u for p in store.partitions() for u in store.users_of(p))
     for user_id in USERS:
         state = scorer.store.get(user_id)
         if state is None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.domain.churn import ChurnModel
 from pipeline.domain.rooms import RoomWindow
 from pipeline.domain.stages import DAY_MS
 from pipeline.domain.triggers import (
@@ -256,6 +257,15 @@ def test_became_high_value_fires_on_class_a_only() -> None:
     assert fired[0].reason == {"rfm_class": "A"}
 
 
+def learn_enough(model: ChurnModel) -> None:
+    """Forty clear labels of each class: a model that is ready by the default rules."""
+    churned = {"idle_days": 80.0, "log_interactions_30d": 0.0, "has_paid": 0.0}
+    returned = {"idle_days": 35.0, "log_interactions_30d": 2.0, "has_paid": 1.0}
+    for _ in range(40):
+        model.learn(churned, True)
+        model.learn(returned, False)
+
+
 def test_churn_risk_waits_for_a_ready_churn_model() -> None:
     # The demo's case: churn_risk fired for 1,411 of 2,000 users, 530 of them before the
     # model had seen one churned label. Until the model is ready its probability is in no
@@ -273,11 +283,7 @@ def test_churn_risk_waits_for_a_ready_churn_model() -> None:
     doc = document_of(script)
     assert doc.churn_probability is None
     assert script.scorer.triggers.on_document(user, doc) == []
-    churned = {"idle_days": 80.0, "log_interactions_30d": 0.0, "has_paid": 0.0}
-    returned = {"idle_days": 35.0, "log_interactions_30d": 2.0, "has_paid": 1.0}
-    for _ in range(40):
-        enricher.models.churn.learn(churned, True)
-        enricher.models.churn.learn(returned, False)
+    learn_enough(enricher.models.churn)
     assert enricher.churn_not_ready() == []
     # Ready: silent users get a probability; active ones, whom the model was not trained on
     # (it learns at the moment users turn silent), none.
@@ -520,11 +526,7 @@ def test_a_worker_scores_churn_only_on_the_leader_s_model() -> None:
     enricher.local_churn = False  # as in a worker
     for i in range(10):
         script.live("like", T0 + i)
-    churned = {"idle_days": 80.0, "log_interactions_30d": 0.0, "has_paid": 0.0}
-    returned = {"idle_days": 35.0, "log_interactions_30d": 2.0, "has_paid": 1.0}
-    for _ in range(40):
-        enricher.models.churn.learn(churned, True)
-        enricher.models.churn.learn(returned, False)
+    learn_enough(enricher.models.churn)
     assert enricher.churn_not_ready() == []
     script.sweep(T0 + 31 * DAY_MS)
     user = script.scorer.store.get("u1")
