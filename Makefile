@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test soak bench bench-workers churn-quality unit integration lint clickhouse-server clean
+.PHONY: install run test soak bench bench-workers churn-quality unit integration lint clickhouse-server chromium prometheus dashboards clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ run: install
 	$(VENV)/bin/lifecycle up
 
 ## Lint, types, unit and integration tests against the real broker and ClickHouse.
-test: install clickhouse-server lint
+test: install clickhouse-server chromium prometheus lint
 	$(PY) -m pytest -q
 
 ## Long fault runs, checked against the reference: a worker killed with SIGKILL mid-stream, and
@@ -62,10 +62,14 @@ bench-workers: install $(BENCH_STAMP)
 	$(PY) -m bench.scaling --workers $(or $(WORKERS),1 2 4) --users $(or $(USERS),10000) \
 		--events $(or $(EVENTS),200000)
 
+## The Grafana dashboards generated from the KPI SQL (the tests check they are current).
+dashboards: install
+	$(PY) -m pipeline.dashboards deploy/grafana/dashboards
+
 unit: install
 	$(PY) -m pytest -q tests/unit
 
-integration: install clickhouse-server
+integration: install clickhouse-server chromium prometheus
 	$(PY) -m pytest -q tests/integration
 
 lint: install
@@ -79,6 +83,20 @@ clickhouse-server:
 		echo "installing Debian's clickhouse-server for the integration tests"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clickhouse-server; }
+
+## Debian's Chromium, which the console's browser tests drive headless through Playwright.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+## Debian's Prometheus server (and promtool), which the pipeline-health test runs.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus for the pipeline-health test"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus; }
 
 clean:
 	rm -rf .lifecycle .pytest_cache .mypy_cache .ruff_cache .venv-peer

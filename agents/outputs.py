@@ -127,6 +127,16 @@ class ScoringOutputs:
                 )
             )
 
+    async def erase(self, user_id: str) -> asyncio.Future[Any]:
+        """The person's document no longer goes out; a tombstone replaces it on the compacted
+        scores topic (returns its send's future)."""
+        self.pending_docs.pop(user_id, None)
+        future: asyncio.Future[Any] = await self.producer.send(
+            self.settings.topic_scores, key=user_id.encode(), value=None
+        )
+        self.sends.append(future)
+        return future
+
     async def reject(self, exc: Exception, tp: TopicPartition, record: Any) -> None:
         """The record to dead-letters with why (a Rejection, or any other error as an internal
         one)."""

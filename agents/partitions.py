@@ -80,16 +80,20 @@ class OwnedPartition:
         self.local.close()
 
 
-def take_changes(store: UserStore) -> dict[int, list[tuple[bytes, bytes]]]:
-    """Each user changed since the last call, encoded once as it is now, per partition: the
-    changelog records of a checkpoint."""
-    return {
-        partition: [
+def take_changes(store: UserStore) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    """Each user changed since the last call, encoded once as it is now, and a tombstone
+    (None) for each user erased, per partition: the changelog records of a checkpoint."""
+    changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
+    for partition in store.dirty_partitions():
+        records: list[tuple[bytes, bytes | None]] = [
+            (user_id.encode(), None) for user_id in store.take_removed(partition)
+        ]
+        records.extend(
             (user.user_id.encode(), encode_user(user, partition))
             for user in store.take_dirty(partition)
-        ]
-        for partition in store.dirty_partitions()
-    }
+        )
+        changes[partition] = records
+    return changes
 
 
 async def recover_partition(
@@ -123,7 +127,11 @@ async def recover_partition(
     if start < end:
         async for record in read_changelog(reader, changelog, start, end):
             last = record.offset
-            if record.value is None or record.key is None:
+            if record.key is None:
+                continue
+            if record.value is None:  # an erased user: gone from the local copy too
+                store.unload(record.key.decode())
+                tail[record.key] = None
                 continue
             user, _ = decode_user(record.value)
             store.load(user, partition)

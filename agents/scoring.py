@@ -33,6 +33,7 @@ from agents.changelog import Records
 from agents.checkpoint import Checkpoint, Durability
 from agents.clients import Rebalance, start_scoring_clients
 from agents.engine import BatchEngine
+from agents.erasures import Erasing, Erasures
 from agents.outputs import ScoringOutputs
 from agents.partitions import OwnedPartition, recover_partition, take_changes
 from pipeline import metrics
@@ -77,6 +78,7 @@ class ScoringEngine(BatchEngine):
         self._in_flight: asyncio.Task[bool] | None = None  # the checkpoint being completed
         self._checkpoint_at = 0.0  # monotonic time the last checkpoint began
         self.state_dir = settings.data_dir / "worker" / "state"
+        self.erasures = Erasures(settings)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class ScoringEngine(BatchEngine):
             dead_letters_topic=self.settings.topic_dead_letters,
             changelog_topic=self.settings.changelog_topic,
         )
+        await self.erasures.requests.start()
         await clients.consumer.start()
         self.start_loop()
 
@@ -100,6 +103,7 @@ class ScoringEngine(BatchEngine):
         try:
             await super().on_stop()
         finally:
+            await self.erasures.requests.stop()
             for owned in self.partitions.values():
                 owned.close()
             self.partitions.clear()
@@ -120,6 +124,7 @@ class ScoringEngine(BatchEngine):
         scored: Counter[str] = Counter()
         duplicates: Counter[str] = Counter()
         apply_event = scorer.apply_event
+        await self.erasures.apply_due(set(self.partitions), scorer, self.sink, outputs)
         for partition, entries, ended in await self._prepared(batches, now):
             watermark = scorer.watermark(partition)
             for _, _, tp, record, prepared, history in sorted(entries, key=_by_event_time):
@@ -180,6 +185,7 @@ class ScoringEngine(BatchEngine):
         by_partition: dict[int, tuple[list[_Entry], list[str]]] = {}
         seen: Counter[str] = Counter()
         prepare = self.scorer.prepare
+        erased_before = self.erasures.erased_before
         for tp, records in batches.items():
             owned = self.partitions.get(tp.partition)
             if owned is None or not records:
@@ -196,6 +202,9 @@ class ScoringEngine(BatchEngine):
                     prepared = prepare(tp.topic, record.value or b"", now)
                 except Exception as exc:
                     await self.outputs.reject(exc, tp, record)
+                    continue
+                if erased_before(prepared.fact.user_id, record.timestamp):
+                    metrics.ERASED_EVENTS.labels(tp.topic).inc()
                     continue
                 history = bool(headers) and is_backfill(headers)
                 entries.append((prepared.fact.ts_ms, len(entries), tp, record, prepared, history))
@@ -251,14 +260,28 @@ class ScoringEngine(BatchEngine):
         checkpoint = Checkpoint(
             self.durability, self._checkpoint_at, self.outputs.take_sends(), changes, offsets
         )
-        self._in_flight = asyncio.create_task(checkpoint.commit(self), name="checkpoint")
+        erasing, self.erasures.waiting = self.erasures.waiting, []
+        self._in_flight = asyncio.create_task(self._commit(checkpoint, erasing), name="checkpoint")
+
+    async def _commit(self, checkpoint: Checkpoint, erasing: list[Erasing]) -> bool:
+        """Complete the checkpoint, then announce the erasures it made durable."""
+        if not await checkpoint.commit(self):
+            self.erasures.waiting[:0] = erasing  # with the next checkpoint
+            return False
+        if erasing:
+            assert self.producer is not None
+            await self.erasures.announce(erasing, self.sink, self.producer)
+        return True
 
     def keep_changes(self, changes: Mapping[int, Records]) -> None:
         """The rows of applied events are only in memory: their users go with the next
         checkpoint, and nothing is committed until then."""
         for partition, records in changes.items():
-            for key, _ in records:
-                self.store.mark_dirty(key.decode(), partition)
+            for key, value in records:
+                if value is None:
+                    self.store.mark_removed(key.decode(), partition)
+                else:
+                    self.store.mark_dirty(key.decode(), partition)
 
     def changes_written(self, partition: int, records: Records, changelog_offset: int) -> None:
         owned = self.partitions.get(partition)

@@ -20,6 +20,19 @@ WHY = {
 }
 
 
+EXAMPLES: dict[int, Any] = {
+    401: "unknown API key",
+    403: "this call needs an admin API key",
+    404: "unknown user 'u99999'",
+    413: "1200 events, at most 1000 per batch",
+    422: [{"type": "greater_than", "loc": ["query", "limit"], "msg":
+           "Input should be greater than 0", "input": "0"}],
+    429: "over 2000 events per second for this key",
+    503: "the scores view is still loading",
+    504: "the worker did not answer the refit in time",
+}  # fmt: skip
+
+
 class ErrorBody(BaseModel):
     """`detail`: a sentence, FastAPI's list of validation errors, or an object."""
 
@@ -28,4 +41,16 @@ class ErrorBody(BaseModel):
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses."""
-    return {code: {"model": ErrorBody, "description": WHY[code]} for code in codes}
+    out: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": WHY[code],
+               "content": {"application/json": {"example": {"detail": EXAMPLES[code]}}}}
+        for code in codes
+    }  # fmt: skip
+    if 429 in out:
+        out[429]["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before sending again",
+                "schema": {"type": "integer"},
+            }
+        }
+    return out

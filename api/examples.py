@@ -84,6 +84,47 @@ MODELS = {
     "request_id": None, "published_at": "2026-11-30T12:00:00.120000+00:00",
 }  # fmt: skip
 
+KPIS: dict[str, Any] = {
+    "from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "cohort": None,
+    "kpis": {
+        "open_rate": {"value": 0.64, "numerator": 320, "denominator": 500, "target": 0.6,
+                      "met": True},
+        "retention_d1": {"value": 0.21, "numerator": 42, "denominator": 200, "target": 0.25,
+                         "met": False},
+        "gmv": {"value": 182340.5, "target": None, "met": None},
+    },
+    "rooms": [{"room_id": "room-1", "viewers": 412, "avg_watch_seconds": 1260.0,
+               "interaction_rate": 0.38, "negative_comment_share": 0.04, "comments": 950,
+               "follow_conversion": 0.07, "private_join_conversion": 0.03, "gmv": 20480.0,
+               "broadcasts": []}],
+}  # fmt: skip
+
+FLOWS: dict[str, Any] = {
+    "from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z",
+    "flows": [{"from_stage": "active", "to_stage": "silent", "users": 120},
+              {"from_stage": None, "to_stage": "potential", "users": 80}],
+}  # fmt: skip
+HISTORY: dict[str, Any] = {
+    "user_id": "u00042",
+    "history": [
+        {"from_stage": None, "to_stage": "potential", "at": "2026-10-02T12:00:00Z",
+         "reactivation": False},
+        {"from_stage": "potential", "to_stage": "new", "at": "2026-10-05T20:03:00Z",
+         "reactivation": False},
+    ],
+}  # fmt: skip
+
+ERASURE_REQUESTED: dict[str, Any] = {
+    "erasure_id": "9b2f6c1d4e8a4f0b8c3d2e1f0a9b8c7d", "status": "requested",
+    "user_id": "u00042", "requested_at": "2026-11-30T12:00:00Z", "completed_at": None,
+    "state_found": None, "rows_deleted": {},
+}  # fmt: skip
+ERASURE_COMPLETE = {
+    **ERASURE_REQUESTED, "status": "complete", "user_id": None,
+    "completed_at": "2026-11-30T12:00:01.400000Z", "state_found": True,
+    "rows_deleted": {"events": 41, "stage_transitions": 5, "user_scores": 12, "triggers": 2,
+                     "trigger_outcomes": 1},
+}  # fmt: skip
 
 READY = {"ready": True, "users": 2000, "triggers": True, "workers": 1, "stalled_workers": 0,
          "reasons": []}  # fmt: skip
@@ -96,7 +137,12 @@ STREAM = (
 )
 
 
-def ok(example: Any, description: str = "the answer") -> dict[int | str, dict[str, Any]]:
-    """An OpenAPI `responses` entry for 200 with an example."""
-    return {200: {"description": description,
-                  "content": {"application/json": {"example": example}}}}  # fmt: skip
+def ok(
+    example: Any, description: str = "the answer", model: Any = None
+) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI `responses` entry for 200 with an example (and the answer's shape)."""
+    entry: dict[str, Any] = {"description": description,
+                             "content": {"application/json": {"example": example}}}  # fmt: skip
+    if model is not None:
+        entry["model"] = model
+    return {200: entry}

@@ -10,9 +10,12 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.clickhouse_reader import open_reader
+from api.console_page import add_console
 from api.docs_pages import add_offline_docs
+from api.erasures_view import ErasuresView
 from api.metrics import REQUEST_SECONDS, REQUESTS
-from api.routes import events, health, models, segments, triggers, users
+from api.routes import erasures, events, health, kpis, models, segments, triggers, users
 from api.scores_view import CompactedView, ScoresView
 from api.triggers_view import TriggersView
 from pipeline.domain.triggers import load_rules
@@ -24,7 +27,8 @@ def create_api(settings: Settings) -> FastAPI:
     settings.check_api_keys()
     rules = load_rules(settings.triggers_file)
     view = ScoresView(settings)
-    triggers_view = TriggersView(settings, rules)
+    erasures_view = ErasuresView(settings)
+    triggers_view = TriggersView(settings, rules, erasures_view)
     models_view = CompactedView(settings, settings.topic_models)
     status_view = CompactedView(settings, settings.worker_status_topic)  # workers' reports
 
@@ -36,9 +40,11 @@ def create_api(settings: Settings) -> FastAPI:
         await view.start()
         await models_view.start()
         await status_view.start()
+        await erasures_view.start()
         await triggers_view.start()
         yield
         await triggers_view.stop()
+        await erasures_view.stop()
         await status_view.stop()
         await models_view.stop()
         await view.stop()
@@ -53,19 +59,24 @@ def create_api(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     add_offline_docs(app)
+    add_console(app)
     app.state.settings = settings
+    app.state.clickhouse = open_reader(settings)
     app.state.view = view
     app.state.models_view = models_view
     app.state.status_view = status_view
     app.state.triggers_view = triggers_view
+    app.state.erasures_view = erasures_view
     app.state.rules = rules
     app.state.validator = settings.validator()
     app.state.ingest_buckets = {}
 
     app.include_router(segments.router)  # /v1/users (the list) before /v1/users/{user_id}
     app.include_router(users.router)
+    app.include_router(erasures.router)
     app.include_router(events.router)
     app.include_router(models.router)
+    app.include_router(kpis.router)
     app.include_router(triggers.router)
     app.include_router(health.router)
     app.add_middleware(MeasureRequests)

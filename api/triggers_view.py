@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from api.erasures_view import ErasuresView
 from pipeline.domain.triggers import RuleSet
+from pipeline.erasure import Erasure, ErasureLog
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class Entry:
     published_ms: int
     rule: str
     value: bytes
+    user_id: str | None  # the subject, when it is a user
 
 
 def encode_cursor(positions: dict[int, int]) -> str:
@@ -65,7 +68,9 @@ def decode_cursor(cursor: str | None) -> dict[int, int]:
 class TriggersView:
     """Reads every partition of the triggers topic from the beginning and keeps reading."""
 
-    def __init__(self, settings: Settings, rules: RuleSet) -> None:
+    def __init__(
+        self, settings: Settings, rules: RuleSet, erasures: ErasuresView | None = None
+    ) -> None:
         self.settings = settings
         self.topic = settings.topic_triggers
         self.cooldown_ms = {rule.name: rule.cooldown_ms for rule in rules.rules}
@@ -74,6 +79,12 @@ class TriggersView:
         self.ids: set[str] = set()
         self.last_at: dict[tuple[str, str], int] = {}
         self.dropped = 0
+        # Erased people: their triggers published before the request are not served (the
+        # feed loads once the erasures view has, and hears of each erasure after).
+        self._erasures_view = erasures
+        self.erasures = erasures.log if erasures is not None else ErasureLog()
+        if erasures is not None:
+            erasures.listeners.append(self.erased)
         self.ready = False
         self.changed = asyncio.Event()  # set (and replaced) whenever triggers were added
         self._consumer: AIOKafkaConsumer | None = None
@@ -97,9 +108,12 @@ class TriggersView:
             data = orjson.loads(value or b"")
             trigger_id, rule = str(data["id"]), str(data["rule"])
             subject, at_ms = str(data["subject_id"]), int(data["at_ms"])
+            user_id = subject if data.get("subject_type", "user") == "user" else None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.error("unreadable trigger record at %s[%d]@%d", self.topic, partition, offset)
             self.dropped += 1
+            return False
+        if user_id is not None and self.erasures.erased_before(user_id, published_ms):
             return False
         last = self.last_at.get((subject, rule))
         cooldown = self.cooldown_ms.get(rule, 0)
@@ -108,8 +122,25 @@ class TriggersView:
             return False
         self.ids.add(trigger_id)
         self.last_at[(subject, rule)] = at_ms
-        self.logs.setdefault(partition, []).append(Entry(offset, published_ms, rule, value or b""))
+        entry = Entry(offset, published_ms, rule, value or b"", user_id)
+        self.logs.setdefault(partition, []).append(entry)
         return True
+
+    def erased(self, erasure: Erasure) -> None:
+        """A person's erasure was requested: their triggers published before it leave the
+        feed (the erasures view calls this for every record; a request names the user)."""
+        user_id = erasure.user_id
+        if user_id is None:
+            return
+        for partition, entries in self.logs.items():
+            kept = [
+                e for e in entries
+                if e.user_id != user_id or e.published_ms >= erasure.requested_ms
+            ]  # fmt: skip
+            if len(kept) != len(entries):
+                self.logs[partition] = kept
+        for key in [k for k in self.last_at if k[0] == user_id]:
+            del self.last_at[key]
 
     def page(
         self, cursor: dict[int, int], rule: str | None, limit: int
@@ -141,6 +172,8 @@ class TriggersView:
         return items, positions
 
     async def _run(self) -> None:
+        if self._erasures_view is not None:  # erased people's triggers are never loaded
+            await self._erasures_view.loaded.wait()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None,

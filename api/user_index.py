@@ -164,9 +164,10 @@ class UserIndex:
         after: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Up to `limit` users after `after` matching every filter given, and the cursor of
-        the next page (None after the last)."""
-        source = self.ids if stage is None else self.by_stage.get(stage, SortedList())
+        """Up to `limit` users after `after` matching every filter given (`stage` "none":
+        users with no stage yet), and the cursor of the next page (None after the last)."""
+        key = None if stage == "none" else stage
+        source = self.ids if stage is None else self.by_stage.get(key, SortedList())
         start = 0 if after is None else source.bisect_right(after)
         out: list[dict[str, Any]] = []
         last = None

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.demo_live import Studio
 from pipeline.demo_model import World, utc_midnight
 from pipeline.settings import Settings
 from schemas.chat import ChatEvent
@@ -112,19 +113,23 @@ class Outreach:
 
 
 def backfill_history(
-    settings: Settings, world: World, start: datetime, stop: list[bool]
+    settings: Settings, world: World, start: datetime, stop: list[bool], studio: Studio
 ) -> tuple[int, datetime, list[AnyEvent]]:
-    """The simulated days before now, as one backfill at full speed (sorted by event time,
-    marked, ended on every partition): triggers of the past fire nothing. Returns the events
-    sent, the first day not loaded, and that day's events still in the future."""
+    """The simulated days before now, and the studio's planted people, as one backfill at
+    full speed (sorted by event time, marked, ended on every partition): triggers of the past
+    fire nothing. Returns the events sent, the first day not loaded, and that day's events
+    still in the future."""
     now = datetime.now(tz=UTC)
-    history: list[AnyEvent] = []
+    history: list[AnyEvent] = studio.planted(now)
     day = start
     while day <= now and not stop[0]:
         history += world.day(day)
         day += timedelta(days=1)
-    future = [e for e in history if e.ts >= now]
-    past = sorted((e for e in history if e.ts < now), key=lambda e: e.ts)
+    # What happened within the triggers' age of now goes live, not into the backfill: it is
+    # the present, and the history fires no trigger.
+    cutoff = now - timedelta(seconds=settings.trigger_max_age_seconds)
+    future = [e for e in history if e.ts >= cutoff]
+    past = sorted((e for e in history if e.ts < cutoff), key=lambda e: e.ts)
     backfill_id = f"demo-{int(now.timestamp())}"
     with EventProducer(
         settings.kafka_bootstrap, topics=topics_of(settings), backfill_id=backfill_id
@@ -137,6 +142,10 @@ def backfill_history(
     days = (now - start).days
     print(f"demo: {len(past)} events of {days} days loaded as backfill {backfill_id}", flush=True)
     return len(past), day, future
+
+
+def utc_second(at: datetime) -> datetime:
+    return at.replace(microsecond=0)
 
 
 def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int:
@@ -152,7 +161,9 @@ def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int
     now = datetime.now(tz=UTC)
     sim_start = utc_midnight(now) - timedelta(days=config.days)
     world = World(config.users, sim_start, config.days, config.seed)
-    sent, day, future = backfill_history(settings, world, sim_start, stop)
+    studio = Studio(world, now, config.seed)
+    sent, day, future = backfill_history(settings, world, sim_start, stop, studio)
+    second = utc_second(datetime.now(tz=UTC))
     if not follow:
         return sent
     pending: list[tuple[datetime, int, AnyEvent]] = []
@@ -165,6 +176,11 @@ def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int
     next_poll = 0.0
     with EventProducer(settings.kafka_bootstrap, topics=topics_of(settings)) as producer:
         while not stop[0]:
+            while second <= datetime.now(tz=UTC) + timedelta(seconds=1):  # the present
+                for event in studio.second(second):
+                    seq += 1
+                    heapq.heappush(pending, (event.ts, seq, event))
+                second += timedelta(seconds=1)
             if not pending or pending[0][0] >= day:
                 for event in world.day(day):
                     seq += 1

@@ -17,7 +17,7 @@ from pipeline.domain.profile import (
     rfm_values,
 )
 from pipeline.domain.rfm import RfmValues
-from pipeline.domain.sentiment import classify
+from pipeline.domain.sentiment import TEXT_TYPES, classify
 from pipeline.domain.stages import DAY_MS, Stage
 from pipeline.domain.state import Fact, Transition, UserState
 from pipeline.leader import buyer_row
@@ -26,7 +26,6 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TEXT_TYPES = frozenset({"comment", "message", "reply"})
 MAX_CHURN_LABELS = 2  # per user: their latest
 
 

@@ -12,11 +12,17 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import BottommostLevelCompaction, CompactOptions, Options, Rdict, WriteBatch
 
 log = logging.getLogger(__name__)
 
 _OFFSET_KEY = b"\x00changelog-offset"
+
+
+def _options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    return options
 
 
 class LocalPartition:
@@ -27,9 +33,7 @@ class LocalPartition:
         self._db: Rdict | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            options = Options(raw_mode=True)
-            options.create_if_missing(True)
-            self._db = Rdict(str(path), options=options)
+            self._db = Rdict(str(path), options=_options())
 
     @property
     def changelog_offset(self) -> int:
@@ -51,13 +55,30 @@ class LocalPartition:
         if self._db is None:
             return
         batch = WriteBatch(raw_mode=True)
+        deleted = False
         for key, value in records:
             if value is None:
                 batch.delete(key)
+                deleted = True
             else:
                 batch.put(key, value)
         batch.put(_OFFSET_KEY, str(changelog_offset).encode())
         self._db.write(batch)
+        if deleted:
+            self._purge()
+
+    def _purge(self) -> None:
+        """Rewrite the files so that deleted users (erasures) are gone from disk: RocksDB
+        keeps a deleted value in older files until a compaction, and their keys in the
+        manifest until it is rolled, which reopening does."""
+        assert self._db is not None
+        assert self.path is not None
+        self._db.flush()
+        options = CompactOptions()
+        options.set_bottommost_level_compaction(BottommostLevelCompaction.force())
+        self._db.compact_range(None, None, options)
+        self._db.close()
+        self._db = Rdict(str(self.path), options=_options())
 
     def reset(self) -> None:
         """Forget everything (the changelog no longer holds what this copy was built from)."""
@@ -65,9 +86,7 @@ class LocalPartition:
             return
         self._db.close()
         shutil.rmtree(self.path, ignore_errors=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        self._db = Rdict(str(self.path), options=options)
+        self._db = Rdict(str(self.path), options=_options())
 
     def close(self) -> None:
         if self._db is not None:

@@ -78,3 +78,11 @@ CHECKPOINT_STALLED = Gauge(
     "CHECKPOINT_STALL_SECONDS",
     ["engine"],
 )
+ERASURES = Counter(
+    "lifecycle_erasures_total", "Erasures of a person completed (state, rows, tombstones durable)"
+)
+ERASED_EVENTS = Counter(
+    "lifecycle_erased_events_total",
+    "Events dropped as read because their person was erased after they were recorded",
+    ["topic"],
+)

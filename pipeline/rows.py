@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.domain.sentiment import TEXT_TYPES, classify
 from pipeline.domain.state import Fact, Transition
 from schemas.events import AnyEvent
 from schemas.scores import ScoreDocument
@@ -43,6 +44,8 @@ def event_row(topic: str, event: AnyEvent, fact: Fact, received_at: datetime) ->
     }
     for name in EVENT_TEXT_FIELDS:
         row[name] = fields.get(name) or ""
+    text = fact.text  # `sentiment`: positive, neutral, negative; "" for events with no text
+    row["sentiment"] = classify(text).label if text and fact.type in TEXT_TYPES else ""
     return row
 
 

@@ -334,6 +334,20 @@ class Scorer:
         self.watermark(partition).observe(topic, prepared.fact.ts_ms, backfill)
         return outcome
 
+    def erase(self, user_id: str) -> bool:
+        """Forget a person (erasure): state, stage timers, the population models' count of
+        them, a pending rescore; the changelog tombstone goes with the next checkpoint.
+        Returns whether any state of theirs was here."""
+        partition = self.store.remove(user_id)
+        self.rescore.discard(user_id)
+        self.enricher.untrack(user_id)
+        if partition is None:
+            return False
+        timers = self.timers.get(partition)
+        if timers is not None:
+            timers.schedule(user_id, None)
+        return True
+
     def forget_partition(self, partition: int) -> None:
         """The partition moved to another worker: drop its watermark, timers and users."""
         self.watermarks.pop(partition, None)

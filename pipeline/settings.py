@@ -17,6 +17,10 @@ from schemas.validation import Validator
 # Keys that `lifecycle up` hands out on the embedded default; refused anywhere else.
 DEV_API_KEY = "dev"
 DEV_ADMIN_KEY = "dev-admin"
+DEV_PRODUCER_KEY = "dev-producer"
+# The embedded default's keys, by the setting that holds each role's keys.
+DEV_KEYS = {"API_KEYS": DEV_API_KEY, "ADMIN_API_KEYS": DEV_ADMIN_KEY,
+            "PRODUCER_API_KEYS": DEV_PRODUCER_KEY}  # fmt: skip
 
 DEFAULT_FX_TO_CNY: dict[str, float] = {
     "CNY": 1.0,
@@ -33,6 +37,14 @@ DEFAULT_FX_TO_CNY: dict[str, float] = {
 
 class SettingsError(ValueError):
     """The configuration cannot run: the message says which variable and why."""
+
+
+# SPEC section 6: open rate > 60%, interactions > 3 per user per month, conversion > 10%,
+# D1 retention > 25%, D7 > 15%, repurchase within 3 months > 20%.
+KPI_TARGETS = {
+    "open_rate": 0.6, "interaction_frequency": 3.0, "conversion": 0.1,
+    "retention_d1": 0.25, "retention_d7": 0.15, "repurchase": 0.2,
+}  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -103,6 +115,8 @@ class Settings(BaseSettings):
     ingest_max_events: int = Field(default=1000, ge=1)
     ingest_events_per_second: float = Field(default=2000.0, gt=0, allow_inf_nan=False)
     worker_metrics_port: int = 9108
+    # With the embedded store (chDB), the worker serves ClickHouse's HTTP interface here.
+    clickhouse_http_port: int = 8123
 
     # Domain defaults (SPEC section 4), all configuration.
     active_window_days: float = 30.0
@@ -176,6 +190,16 @@ class Settings(BaseSettings):
     room_comment_lateness_seconds: float = Field(
         default=60.0, ge=0, description="How late a live comment may come and still count."
     )
+
+    kpi_targets: dict[str, float] = Field(
+        default_factory=lambda: dict(KPI_TARGETS),
+        description="KPI targets (met when the value is above): SPEC section 6's by default.",
+    )
+    raw_event_retention_days: int = Field(
+        default=400, ge=0,
+        description="Days of raw events ClickHouse keeps (TTL; 0 keeps them forever); a "
+        "server without TTL (18.16) keeps them all and the worker says so at start.",
+    )  # fmt: skip
 
     # Sink batching.
     sink_flush_rows: int = Field(default=5000, ge=1)
@@ -253,6 +277,11 @@ class Settings(BaseSettings):
         return f"{self.app_id}-worker-status"
 
     @cached_property
+    def erasures_topic(self) -> str:
+        """The compacted topic of erasure requests and their completion, keyed by erasure id."""
+        return f"{self.app_id}-erasures"
+
+    @cached_property
     def output_topics(self) -> tuple[str, str, str]:
         return (self.topic_scores, self.topic_triggers, self.topic_dead_letters)
 
@@ -272,10 +301,10 @@ class Settings(BaseSettings):
         keys = self.user_keys()
         if not keys:
             raise SettingsError("API_KEYS is empty: set at least one key (JSON list)")
-        if not self.embedded and (keys | self.producer_keys()) & {DEV_API_KEY, DEV_ADMIN_KEY}:
+        if not self.embedded and (keys | self.producer_keys()) & set(DEV_KEYS.values()):
             raise SettingsError(
-                "the keys 'dev' and 'dev-admin' are for the embedded default only; "
-                "set API_KEYS and ADMIN_API_KEYS to keys of your own"
+                "the keys 'dev', 'dev-admin' and 'dev-producer' are for the embedded default "
+                "only; set API_KEYS, ADMIN_API_KEYS and PRODUCER_API_KEYS to keys of your own"
             )
 
     def validator(self) -> Validator:

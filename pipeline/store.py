@@ -36,6 +36,7 @@ class UserStore:
         self._partition_of: dict[str, int] = {}
         self._members: dict[int, set[str]] = {}
         self._dirty: dict[int, set[str]] = {}
+        self._removed: dict[int, set[str]] = {}  # erased since the last checkpoint
 
     def __len__(self) -> int:
         return len(self._users)
@@ -64,6 +65,33 @@ class UserStore:
         self._partition_of[user_id] = partition
         self._members.setdefault(partition, set()).add(user_id)
 
+    def remove(self, user_id: str) -> int | None:
+        """Forget a user (erasure); its changelog tombstone goes with the next checkpoint.
+        Returns the partition it belonged to, None when it was not here."""
+        partition = self.unload(user_id)
+        if partition is not None:
+            self._dirty.get(partition, set()).discard(user_id)
+            self._removed.setdefault(partition, set()).add(user_id)
+        return partition
+
+    def unload(self, user_id: str) -> int | None:
+        """Forget a user read back as deleted (a changelog tombstone); not a change."""
+        partition = self._partition_of.pop(user_id, None)
+        if partition is not None:
+            self._users.pop(user_id, None)
+            self._members[partition].discard(user_id)
+        return partition
+
+    def mark_removed(self, user_id: str, partition: int) -> None:
+        """Write the user's tombstone again with the next checkpoint (unless it came back)."""
+        if user_id not in self._partition_of:
+            self._removed.setdefault(partition, set()).add(user_id)
+
+    def take_removed(self, partition: int) -> list[str]:
+        """The users of the partition removed since the last call and not back since."""
+        ids = self._removed.pop(partition, set())
+        return sorted(i for i in ids if self._partition_of.get(i) != partition)
+
     def users_of(self, partition: int) -> Iterator[UserState]:
         for user_id in list(self._members.get(partition, ())):
             yield self._users[user_id]
@@ -72,7 +100,9 @@ class UserStore:
         return sorted(p for p, members in self._members.items() if members)
 
     def dirty_partitions(self) -> list[int]:
-        return sorted(p for p, ids in self._dirty.items() if ids)
+        """Partitions with users changed or removed since the last checkpoint."""
+        changed = {p for p, ids in self._dirty.items() if ids}
+        return sorted(changed | {p for p, ids in self._removed.items() if ids})
 
     def mark_dirty(self, user_id: str, partition: int) -> None:
         """Write the user again with the next checkpoint (its last one did not complete)."""
@@ -90,3 +120,4 @@ class UserStore:
             self._users.pop(user_id, None)
             self._partition_of.pop(user_id, None)
         self._dirty.pop(partition, None)
+        self._removed.pop(partition, None)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -17,7 +19,7 @@ import httpx
 
 from pipeline.broker import BrokerError, port_open, start_tansu, wait_for_port
 from pipeline.domain.triggers import RulesError, load_rules
-from pipeline.settings import DEV_ADMIN_KEY, DEV_API_KEY, Settings, SettingsError, load_settings
+from pipeline.settings import DEV_API_KEY, DEV_KEYS, Settings, SettingsError, load_settings
 from pipeline.topics import ensure_topics
 
 _PR_SET_PDEATHSIG = 1
@@ -67,9 +69,26 @@ def _embedded_env(settings: Settings) -> dict[str, str]:
     env["EMBEDDED"] = "true"
     env["KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
     env["CLICKHOUSE_URL"] = settings.clickhouse_url
-    env.setdefault("API_KEYS", f'["{DEV_API_KEY}"]')
-    env.setdefault("ADMIN_API_KEYS", f'["{DEV_ADMIN_KEY}"]')
+    for variable, key in DEV_KEYS.items():
+        env.setdefault(variable, f'["{key}"]')
     return env
+
+
+def keys_in_use(environ: Mapping[str, str]) -> str:
+    """Which keys the API takes, per role: the embedded default's, or how many were set
+    (never the keys themselves)."""
+    roles = {"API_KEYS": "read", "ADMIN_API_KEYS": "admin", "PRODUCER_API_KEYS": "producer"}
+    parts = []
+    for variable, role in roles.items():
+        if variable not in environ:
+            parts.append(f"'{DEV_KEYS[variable]}' ({role})")
+            continue
+        try:
+            count = len(json.loads(environ[variable]))
+        except (ValueError, TypeError):
+            count = 0
+        parts.append(f"{count} {role} from {variable}")
+    return ", ".join(parts)
 
 
 def _clear_previous_run(settings: Settings) -> list[Path]:
@@ -104,28 +123,30 @@ def _wait_ready(url: str, deadline_s: float, children: list[Child]) -> None:
 
 def _banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
+    read_key = DEV_API_KEY if "API_KEYS" not in os.environ else "<a key of API_KEYS>"
     worker_metrics = f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics"
+    clickhouse = settings.clickhouse_url
+    if clickhouse.startswith("chdb:"):
+        http = f"http://{settings.api_host}:{settings.clickhouse_http_port}"
+        clickhouse = f"{http}  (chDB in {settings.chdb_path()}, read-only HTTP by the worker)"
     traffic = "simulated users in live rooms, chats and orders" if demo else "off (--no-demo)"
     lines = [
         "",
         "lifecycle is running:",
         f"  broker      {settings.kafka_bootstrap}"
         + ("  (embedded Tansu, memory only)" if embedded else ""),
-        f"  clickhouse  {settings.clickhouse_url}",
+        f"  clickhouse  {clickhouse}",
         f"  worker      Faust scoring agent, metrics at {worker_metrics}",
         f"  api         {base}  (docs: {base}/docs, metrics: {base}/metrics)",
         f"  demo        {traffic}",
         f"  logs        {logs}/",
     ]
     if embedded:
-        lines.append(
-            f"  api keys    '{DEV_API_KEY}' (read) and '{DEV_ADMIN_KEY}' (admin): "
-            "embedded default only"
-        )
+        lines.append(f"  api keys    {keys_in_use(os.environ)}")
     lines += [
         "",
         "try:",
-        f"  curl -s -H 'X-API-Key: {DEV_API_KEY}' {base}/v1/users/u00001",
+        f"  curl -s -H 'X-API-Key: {read_key}' {base}/v1/users/u00001",
         f"  curl -s {base}/readyz",
         "",
         "Ctrl-C stops everything.",
@@ -181,6 +202,11 @@ def run_up(demo: bool = True) -> int:
         for port, what in (
             (settings.api_port, "API"),
             (settings.worker_metrics_port, "worker metrics"),
+            *(
+                [(settings.clickhouse_http_port, "ClickHouse HTTP interface")]
+                if settings.clickhouse_url.startswith("chdb:")
+                else []
+            ),
         ):
             if port_open(settings.api_host, port):
                 raise RuntimeError(

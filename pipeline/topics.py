@@ -33,6 +33,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     specs.append(NewTopic(settings.topic_models, 1, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.topic_population, 1, 1, topic_configs=dict(compacted)))
     specs.append(NewTopic(settings.worker_status_topic, 1, 1, topic_configs=dict(compacted)))
+    specs.append(NewTopic(settings.erasures_topic, 1, 1, topic_configs=dict(compacted)))
     return specs
 
 

@@ -12,6 +12,7 @@ import faust
 from mode import Service
 from prometheus_client import start_http_server
 
+from agents.clickhouse_http import ClickHouseHttp
 from agents.models import ModelsService
 from agents.rooms import RoomEngine
 from agents.scoring import ScoringEngine
@@ -23,6 +24,7 @@ from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
 from sinks.base import BatchingSink
+from sinks.chdb import ChdbClient
 from sinks.exceptions import SinkError
 from sinks.factory import open_client
 
@@ -84,6 +86,14 @@ class SinkService(Service):
             await self.sleep(self.interval)
             await self.flush()
 
+    async def read(self, sql: str, fmt: str) -> bytes:
+        """A read on the store's thread, between flushes (chDB: the HTTP interface)."""
+        client = self.sink.client
+        if self._closed or not isinstance(client, ChdbClient):
+            raise SinkError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, client.query_raw, sql, fmt)
+
     async def on_stop(self) -> None:
         await self.flush()
         self._closed = True
@@ -114,7 +124,7 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
     rules = load_rules(settings.triggers_file)  # an invalid rules file stops the start here
     wiring = create_app(settings)
     client = open_client(settings)
-    client.ensure_schema()
+    client.ensure_schema(settings.raw_event_retention_days)
     sink = BatchingSink(client)
     sink_service = SinkService(sink, settings.sink_flush_seconds)
     scorer = Scorer(
@@ -133,11 +143,15 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         settings.data_dir / "worker" / "models.pkl",
     )
     metrics_service = MetricsService(settings.api_host, settings.worker_metrics_port)
+    services: list[Service] = [metrics_service]
+    if isinstance(client, ChdbClient):  # the store no other process can open
+        port = settings.clickhouse_http_port
+        services.append(ClickHouseHttp(settings.api_host, port, sink_service.read))
     status = StatusService(settings, (engine, rooms), lambda: sink_service.failure)
     # Stopped in reverse order: the engine's last checkpoint still has the sink.
     return faust.Worker(
         wiring.app,
-        metrics_service,
+        *services,
         status,  # stopped after the engines: its last report follows their last checkpoints
         sink_service,
         models_service,

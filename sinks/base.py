@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from sinks.ddl import PERSON_COLUMNS, about_person, person_condition
 from sinks.exceptions import SinkError, SinkRefused
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,9 @@ class ClickHouseClient(ABC):
     """A connection to one ClickHouse database (server, chDB or memory)."""
 
     @abstractmethod
-    def ensure_schema(self) -> None:
-        """Create the product's tables if they are missing."""
+    def ensure_schema(self, retention_days: int | None = None) -> None:
+        """Apply the schema migrations not applied yet (`sinks.migrations`); with
+        `retention_days`, keep raw events that many days (0: forever) where the store has TTL."""
 
     @abstractmethod
     def insert(self, table: str, rows: list[Row]) -> None:
@@ -47,6 +50,35 @@ class ClickHouseClient(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connection (and chDB's directory lock)."""
+
+    def execute(self, statement: str) -> None:
+        """Run a statement that answers no rows (DDL, mutations); raises SinkError."""
+        raise NotImplementedError
+
+    def delete_where(self, table: str, condition: str) -> None:
+        """Delete the table's rows that meet `condition` (a mutation: `ALTER TABLE ...
+        DELETE`, which every supported ClickHouse has); may return before they are gone."""
+        raise NotImplementedError
+
+    def erase_users(self, user_ids: list[str], timeout_s: float = 60.0) -> dict[str, int]:
+        """Delete every row about the users in every table and wait until none is left;
+        returns the rows deleted per table. Raises SinkError when the store fails or rows
+        are still there after `timeout_s`."""
+        deleted: dict[str, int] = {}
+        for table in PERSON_COLUMNS:
+            condition = person_condition(table, user_ids)
+            count = f"SELECT count() AS n FROM {table} WHERE {condition}"
+            found = int(self.query(count)[0]["n"])
+            deleted[table] = found
+            if not found:
+                continue
+            self.delete_where(table, condition)
+            deadline = time.monotonic() + timeout_s
+            while int(self.query(count)[0]["n"]):
+                if time.monotonic() > deadline:
+                    raise SinkError(f"rows of an erased person still in {table} ({timeout_s} s)")
+                time.sleep(0.05)  # the mutation runs in the store's background pool
+        return deleted
 
 
 class BatchingSink:
@@ -62,6 +94,10 @@ class BatchingSink:
     not written yet go back in front, in order, and `flush` raises SinkError, so a store that is
     down for a while loses nothing until `max_buffered` rows wait; beyond that `add` raises
     SinkError so that the caller stops consuming instead of dropping rows.
+
+    `erase(user_id)` drops the person's buffered rows at once and deletes their stored rows at
+    the start of the next flush, before that flush's inserts: the rows written before are
+    gone, and rows added after the erasure (a new person with the same id) are kept.
     """
 
     def __init__(self, client: ClickHouseClient, max_buffered: int = 1_000_000) -> None:
@@ -70,6 +106,8 @@ class BatchingSink:
         self._buffers: dict[str, list[Row]] = defaultdict(list)
         self._pending = 0
         self._refused: list[RefusedRow] = []
+        self._erasing: list[str] = []  # users whose stored rows the next flush deletes
+        self.erased: dict[str, dict[str, int]] = {}  # rows deleted per table, by user
         self._lock = threading.Lock()  # guards the buffers and the refused rows
         self._flushing = threading.Lock()  # one flush at a time, so batches keep their order
         self.rows_written: dict[str, int] = defaultdict(int)
@@ -98,6 +136,18 @@ class BatchingSink:
                 buffers[table].append(row)
             self._pending += len(rows)
 
+    def erase(self, user_id: str) -> None:
+        """Forget the person's buffered rows now; delete their stored rows with the next flush
+        (`erased[user_id]` then has the rows deleted per table)."""
+        ids = {user_id}
+        with self._lock:
+            for table, rows in self._buffers.items():
+                kept = [row for row in rows if not about_person(table, row, ids)]
+                self._pending -= len(rows) - len(kept)
+                rows[:] = kept
+            self._refused = [r for r in self._refused if not about_person(r.table, r.row, ids)]
+            self._erasing.append(user_id)
+
     def take_refused(self) -> list[RefusedRow]:
         """The rows the store refused since the last call (each table's in the order they
         were added); they are no longer pending, and no flush tries them again."""
@@ -113,7 +163,17 @@ class BatchingSink:
         with self._flushing:
             with self._lock:
                 taken, self._buffers = self._buffers, defaultdict(list)
+                erasing, self._erasing = self._erasing, []
             failure: Exception | None = None
+            for done, user_id in enumerate(erasing):
+                try:
+                    self.erased[user_id] = self.client.erase_users([user_id])
+                except Exception as exc:
+                    failure = SinkError(f"erasure of a person's rows failed: {exc}")
+                    failure.__cause__ = exc
+                    with self._lock:
+                        self._erasing[:0] = erasing[done:]
+                    break
             for table, batch in taken.items():
                 if not batch:
                     continue

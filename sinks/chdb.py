@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from sinks.base import ClickHouseClient, Row
-from sinks.ddl import create_statements
 from sinks.exceptions import REFUSAL_CODES, SinkError, SinkRefused
+from sinks.migrations import migrate, retention_statement
 
 # chDB's messages: "Code: 69. DB::Exception: ...: (at row 1)\n: While executing ....
 # (ARGUMENT_OUT_OF_BOUND)".
@@ -59,9 +59,16 @@ class ChdbClient(ClickHouseClient):
                 f"cannot open chDB at {path}: {exc} (is another process using this directory?)"
             ) from exc
 
-    def ensure_schema(self) -> None:
-        for statement in create_statements(None):
+    def ensure_schema(self, retention_days: int | None = None) -> None:
+        migrate(self.execute, self.query, None)
+        if retention_days is not None:
+            self.execute(retention_statement(None, retention_days))
+
+    def execute(self, statement: str) -> None:
+        try:
             self._session.query(statement)
+        except Exception as exc:
+            raise SinkError(f"chDB: {exc}") from exc
 
     def insert(self, table: str, rows: list[Row]) -> None:
         # One JSON array for the batch (JSONEachRow reads arrays too): one call into orjson.
@@ -82,6 +89,22 @@ class ChdbClient(ClickHouseClient):
             raise SinkError(f"chDB query failed: {exc}") from exc
         raw = result.bytes()
         return [orjson.loads(line) for line in raw.splitlines() if line]
+
+    def delete_where(self, table: str, condition: str) -> None:
+        try:
+            self._session.query(
+                f"ALTER TABLE {table} DELETE WHERE {condition} SETTINGS mutations_sync = 1"
+            )
+        except Exception as exc:
+            raise SinkError(f"chDB delete from {table} failed: {exc}") from exc
+
+    def query_raw(self, sql: str, fmt: str) -> bytes:
+        """Run a query and return its result as chDB writes it in `fmt` (a `FORMAT` clause
+        in the query wins); raises SinkError with chDB's message."""
+        try:
+            return bytes(self._session.query(sql, fmt).bytes())
+        except Exception as exc:
+            raise SinkError(f"{exc}") from exc
 
     def close(self) -> None:
         self._session.close()

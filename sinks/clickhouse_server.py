@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from sinks.base import ClickHouseClient, Row
-from sinks.ddl import create_statements
 from sinks.exceptions import ENCODING_ERRORS, REFUSAL_CODES, SinkError, SinkRefused
+from sinks.migrations import has_ttl, migrate, retention_statement
+
+log = logging.getLogger(__name__)
 
 
 class ServerClient(ClickHouseClient):
@@ -44,10 +47,20 @@ class ServerClient(ClickHouseClient):
         except Exception as exc:
             raise SinkError(f"ClickHouse server: {exc}") from exc
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, retention_days: int | None = None) -> None:
         self._execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        for statement in create_statements(self.database):
-            self._execute(statement)
+        migrate(self.execute, self.query, self.database)
+        if retention_days is None:
+            return
+        version = str(self._execute("SELECT version()")[0][0])
+        if has_ttl(version):
+            self.execute(retention_statement(self.database, retention_days))
+        else:
+            log.warning("ClickHouse %s has no TTL: raw events are kept whatever "
+                        "RAW_EVENT_RETENTION_DAYS says", version)  # fmt: skip
+
+    def execute(self, statement: str) -> None:
+        self._execute(statement)
 
     def insert(self, table: str, rows: list[Row]) -> None:
         from clickhouse_driver.errors import Error as DriverError
@@ -74,6 +87,10 @@ class ServerClient(ClickHouseClient):
             ) from exc
         except Exception as exc:
             raise SinkError(f"ClickHouse server: {exc}") from exc
+
+    def delete_where(self, table: str, condition: str) -> None:
+        # 18.16 has no mutations_sync: the caller waits for the rows to be gone.
+        self._execute(f"ALTER TABLE {self.database}.{table} DELETE WHERE {condition}")
 
     def query(self, sql: str) -> list[Row]:
         rows, columns = self._execute(sql, reader=True, with_column_types=True)

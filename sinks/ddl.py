@@ -10,6 +10,8 @@ FINAL, or count distinct ids, for exact figures before background merges).
 
 from __future__ import annotations
 
+import hashlib
+
 TABLES: dict[str, str] = {
     "events": """
 CREATE TABLE IF NOT EXISTS {db}events (
@@ -110,6 +112,38 @@ CREATE TABLE IF NOT EXISTS {db}trigger_outcomes (
   ORDER BY (rule, trigger_id, outcome, event_id)
 """,
 }
+
+
+# Where each table names the person its rows are about (erasure deletes them): the column,
+# and the rows' own condition (a trigger's subject is a user or a room).
+PERSON_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "events": ("user_id", None),
+    "stage_transitions": ("user_id", None),
+    "user_scores": ("user_id", None),
+    "triggers": ("subject_id", "subject_type = 'user'"),
+    "trigger_outcomes": ("user_id", None),
+}
+
+
+def about_person(table: str, row: dict[str, object], user_ids: set[str]) -> bool:
+    """Whether a row of `table` is about one of `user_ids`."""
+    if table not in PERSON_COLUMNS:
+        return False
+    column, _ = PERSON_COLUMNS[table]
+    if table == "triggers" and row.get("subject_type") != "user":
+        return False
+    return row.get(column) in user_ids
+
+
+def person_condition(table: str, user_ids: list[str]) -> str:
+    """The WHERE condition of `table`'s rows about `user_ids`. The ids appear only as MD5
+    digests: ClickHouse keeps a mutation's text (its `mutation_*.txt` and `system.mutations`,
+    the last 100 finished ones by default) and a server logs queries, so a plain id would stay
+    on disk after its erasure."""
+    column, extra = PERSON_COLUMNS[table]
+    digests = ", ".join(f"unhex('{hashlib.md5(i.encode()).hexdigest()}')" for i in user_ids)
+    condition = f"MD5({column}) IN ({digests})"
+    return condition if extra is None else f"{extra} AND {condition}"
 
 
 def create_statements(database: str | None) -> list[str]:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from sinks.base import ClickHouseClient, Row
-from sinks.ddl import TABLES
+from sinks.ddl import TABLES, about_person
 from sinks.exceptions import SinkError, SinkRefused
 
 # Given a table and a row, the store's error for a row it refuses, or None.
@@ -25,7 +25,7 @@ class MemoryClient(ClickHouseClient):
         self.tables: dict[str, list[Row]] = defaultdict(list)
         self.refuse = refuse
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, retention_days: int | None = None) -> None:
         for name in TABLES:
             self.tables.setdefault(name, [])
 
@@ -46,6 +46,15 @@ class MemoryClient(ClickHouseClient):
         if len(words) != 4 or [w.upper() for w in words[:3]] != ["SELECT", "*", "FROM"]:
             raise SinkError("the memory store answers only `SELECT * FROM table`")
         return list(self.tables[words[3]])
+
+    def erase_users(self, user_ids: list[str], timeout_s: float = 60.0) -> dict[str, int]:
+        ids = set(user_ids)
+        deleted = {}
+        for table, rows in self.tables.items():
+            kept = [row for row in rows if not about_person(table, row, ids)]
+            deleted[table] = len(rows) - len(kept)
+            rows[:] = kept
+        return deleted
 
     def close(self) -> None:
         self.tables.clear()

@@ -13,13 +13,14 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
+from api.answers import IngestAnswer
 from api.deps import ProducerKey, SettingsDep
 from api.errors import errors
 from api.examples import EVENTS, ok
 from api.ingest import BatchError, TokenBucket, split_batch
 from api.metrics import INGESTED
 from pipeline.produce import kinds_of
-from schemas.validation import UNKNOWN_TYPE, Rejection, kind_of_type
+from schemas.validation import MISSING_FIELD, UNKNOWN_TYPE, Rejection, kind_of_type
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -73,7 +74,7 @@ def _bucket(request: Request, key: str) -> TokenBucket:
         }
     },
     responses={
-        **ok(EVENTS, "every event's outcome, in the order sent"),
+        **ok(EVENTS, "every event's outcome, in the order sent", IngestAnswer),
         **errors(401, 403, 413, 422, 429, 503),
     },
 )
@@ -116,6 +117,8 @@ async def send_events(request: Request, settings: SettingsDep, key: ProducerKey)
         where = {"index": index} if line is None else {"index": index, "line": line}
         try:
             data = validator.decode(raw)
+            if data.get("type") is None:
+                raise Rejection(MISSING_FIELD, "type", "required field is missing")
             kind = kind_of_type(data.get("type"))
             if kind is None:
                 raise Rejection(UNKNOWN_TYPE, "type", f"{data.get('type')!r} is no event type")

@@ -38,6 +38,8 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
         reasons.append("the scores view is still loading")
     if not triggers.ready:
         reasons.append("the trigger feed is still loading")
+    if not request.app.state.erasures_view.ready:
+        reasons.append("the erasures are still loading")
     workers = stalled = 0
     if not workers_view.ready:
         reasons.append("the workers' status is still loading")

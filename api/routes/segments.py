@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
+from api.answers import SegmentCounts, UsersPage
 from api.deps import ApiKey, ViewDep
 from api.errors import errors
 from api.examples import SEGMENT_COUNTS, USERS_PAGE, ok
@@ -17,7 +18,12 @@ from pipeline.domain.stages import Stage
 
 router = APIRouter(tags=["users"])
 
-StageQuery = Annotated[Stage | None, Query(description="Only users in this stage.")]
+StageFilter = Literal["potential", "new", "active", "silent", "churned", "none"]
+assert set(get_args(StageFilter)) == {stage.value for stage in Stage} | {"none"}
+StageQuery = Annotated[
+    StageFilter | None,
+    Query(description="Only users in this stage; `none`: users with no stage yet."),
+]
 Segment = Literal[
     "Champions", "At risk", "Loyal", "Need attention", "Promising", "Potential loyalist",
     "New customer", "Hibernating",
@@ -32,7 +38,10 @@ def _scale(request: Request) -> RfmScale | None:
     return RfmScale.from_dict(rfm) if rfm else None
 
 
-@router.get("/v1/users", responses={**ok(USERS_PAGE), **errors(401, 403, 422)})
+@router.get(
+    "/v1/users", response_model=None,
+    responses={**ok(USERS_PAGE, model=UsersPage), **errors(401, 403, 422)},
+)  # fmt: skip
 async def list_users(
     request: Request,
     view: ViewDep,
@@ -55,13 +64,16 @@ async def list_users(
     except BadCursor as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     items, next_cursor = view.index.page(
-        _scale(request), stage=stage.value if stage else None, segment_=segment,
+        _scale(request), stage=stage, segment_=segment,
         class_=rfm_class, after=after, limit=limit,
     )  # fmt: skip
     return {"items": items, "cursor": next_cursor}
 
 
-@router.get("/v1/segments", responses={**ok(SEGMENT_COUNTS), **errors(401, 403)})
+@router.get(
+    "/v1/segments", response_model=None,
+    responses={**ok(SEGMENT_COUNTS, model=SegmentCounts), **errors(401, 403)},
+)  # fmt: skip
 async def segments(request: Request, view: ViewDep, _key: ApiKey) -> dict[str, Any]:
     """`total_users`, `buyers`, and counts `by_stage`, `by_segment` and `by_class` (buyers,
     against the latest published RFM scale, `rfm_version`)."""

@@ -257,6 +257,10 @@ def lexicon_score(text: str) -> float:
 CACHED_TEXT_LENGTH = 64
 
 
+# The events whose text is classified: live comments and chat messages and replies.
+TEXT_TYPES = frozenset({"comment", "message", "reply"})
+
+
 def classify(text: str) -> Sentiment:
     """The sentiment of one chat message or live comment (any length; empty is neutral)."""
     if len(text) <= CACHED_TEXT_LENGTH:

@@ -28,10 +28,16 @@ class CompactedView:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._targets: dict[TopicPartition, int] = {}
+        self.positions: dict[int, int] = {}  # per partition, the next offset to apply
         self.changed = asyncio.Event()  # set (and replaced) whenever records were applied
+        self.loaded = asyncio.Event()  # set once `ready`
 
     def on_record(self, key: str, value: bytes | None) -> None:
         """Called for every record applied (None: a tombstone); subclasses index them."""
+
+    def read_past(self, partition: int, offset: int) -> bool:
+        """Whether the record at `offset` of `partition` has been applied."""
+        return self.positions.get(partition, 0) > offset
 
     def get(self, user_id: str) -> bytes | None:
         return self.documents.get(user_id)
@@ -76,7 +82,9 @@ class CompactedView:
             # yielding, and requests wait behind it.
             limit = 5000 if not self.ready else 200
             batches = await consumer.getmany(timeout_ms=200, max_records=limit)
-            for records in batches.values():
+            for tp, records in batches.items():
+                if records:
+                    self.positions[tp.partition] = records[-1].offset + 1
                 for record in records:
                     if record.key is None:
                         continue
@@ -98,3 +106,4 @@ class CompactedView:
             if await consumer.position(tp) < end:
                 return
         self.ready = True
+        self.loaded.set()

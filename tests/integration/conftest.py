@@ -71,6 +71,7 @@ def pipeline_env(bootstrap: str, clickhouse_url: str, tmp: Path, prefix: str) ->
             "DATA_DIR": str(tmp / "data"),
             "API_PORT": str(free_port()),
             "WORKER_METRICS_PORT": str(free_port()),
+            "CLICKHOUSE_HTTP_PORT": str(free_port()),
             "API_KEYS": '["test-key"]',
             "ADMIN_API_KEYS": '["test-admin"]',
             "PRODUCER_API_KEYS": '["test-producer"]',

@@ -175,3 +175,37 @@ async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
 def read_all(bootstrap: str, topic: str) -> list[Any]:
     """Every record of `topic` now, read with a real consumer."""
     return asyncio.run(_read_topic(bootstrap, topic))
+
+
+def start_prometheus(
+    tmp: Path, targets: dict[str, int], interval_s: float = 1.0
+) -> tuple[Proc, int]:
+    """Debian's Prometheus server scraping `targets` (job name -> port on loopback) every
+    `interval_s`, on a free port; ready when it returns."""
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus is missing: `make test` installs it"
+    port = free_port()
+    jobs = "\n".join(
+        f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{target}']"
+        for job, target in targets.items()
+    )
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        f"global:\n  scrape_interval: {int(interval_s * 1000)}ms\n"
+        f"  evaluation_interval: {int(interval_s * 1000)}ms\n"
+        f"scrape_configs:\n{jobs}\n"
+    )
+    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+    proc = Proc("prometheus", args, dict(os.environ), tmp / "prometheus.log")
+
+    def ready() -> bool:
+        assert proc.alive(), proc.tail()
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, 30, "Prometheus to be ready", step=0.1)
+    return proc, port

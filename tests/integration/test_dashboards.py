@@ -30,7 +30,7 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 def panels() -> list[tuple[str, str]]:
     out = []
-    for path in sorted(DASHBOARDS.glob("*.json")):
+    for path in [DASHBOARDS / "triggers.json"]:  # the generated ones: test_kpis
         for panel in json.loads(path.read_text())["panels"]:
             for target in panel.get("targets", []):
                 out.append((f"{path.stem}: {panel['title']}", target["rawSql"]))

@@ -65,20 +65,22 @@ def test_each_event_is_answered_and_the_accepted_ones_are_scored(running: Runnin
         {k: v for k, v in like(user, 2).items() if k != "user_id"},
         {**like(user, 3), "type": "wave"},
         paid(user, event_id=f"{user}-o2", order_id="o2", currency="XXX"),
+        {k: v for k, v in like(user, 4).items() if k != "type"},
     ]
     response = post(running, orjson.dumps(batch))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["accepted"], body["rejected"]) == (2, 3)
+    assert (body["accepted"], body["rejected"]) == (2, 4)
     results = body["results"]
-    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4, 5]
     assert [r["status"] for r in results] == ["accepted", "accepted", "rejected", "rejected",
-                                              "rejected"]  # fmt: skip
+                                              "rejected", "rejected"]  # fmt: skip
     settings = running.settings
     assert (results[0]["topic"], results[1]["topic"]) == (settings.topic_live, settings.topic_order)
     assert (results[2]["reason"], results[2]["field"]) == ("missing_field", "user_id")
     assert (results[3]["reason"], results[3]["field"]) == ("unknown_type", "type")
     assert (results[4]["reason"], results[4]["field"]) == ("unknown_currency", "currency")
+    assert (results[5]["reason"], results[5]["field"]) == ("missing_field", "type")
     assert all(r["detail"] for r in results[2:])
 
     def scored() -> dict[str, Any] | None:

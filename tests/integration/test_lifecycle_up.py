@@ -52,6 +52,7 @@ def _up_env(tmp: Path) -> dict[str, str]:
             "EMBEDDED_BROKER_PORT": str(free_port()),
             "API_PORT": str(free_port()),
             "WORKER_METRICS_PORT": str(free_port()),
+            "CLICKHOUSE_HTTP_PORT": str(free_port()),
             "DEMO_USERS": "200",
             "DEMO_DAYS": "20",
         }
@@ -69,7 +70,8 @@ def _stop(up: Proc) -> str:
 def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
     env = _up_env(tmp_path)
     api = f"http://127.0.0.1:{env['API_PORT']}"
-    ports = [int(env[k]) for k in ("EMBEDDED_BROKER_PORT", "API_PORT", "WORKER_METRICS_PORT")]
+    names = ("EMBEDDED_BROKER_PORT", "API_PORT", "WORKER_METRICS_PORT", "CLICKHOUSE_HTTP_PORT")
+    ports = [int(env[k]) for k in names]
     up = Proc("up", lifecycle("up"), env, tmp_path / "up.log", cwd=tmp_path)
     try:
         wait_until(lambda: "Ctrl-C stops everything" in up.log.read_text(), 120, "the banner")
@@ -77,6 +79,7 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
         assert f"{api}/docs" in banner
         assert "X-API-Key: dev" in banner
         assert "'dev-admin' (admin)" in banner
+        assert "'dev-producer' (producer)" in banner
 
         def first_user() -> dict[str, object] | None:
             response = httpx.get(f"{api}/v1/users/u00000", headers={"X-API-Key": "dev"})
@@ -104,6 +107,37 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
             lambda: metric_at(worker_port, "lifecycle_trigger_outcomes_total") > 0,
             60, "a touch answering a trigger", step=0.2,
         )  # fmt: skip
+        # ClickHouse is readable while the pipeline runs: chDB through the worker's HTTP
+        # interface, as a server's would be (a person's curl, Grafana), and the API's KPIs.
+        clickhouse = f"http://127.0.0.1:{env['CLICKHOUSE_HTTP_PORT']}"
+        assert f"clickhouse  {clickhouse}" in banner
+        assert httpx.get(f"{clickhouse}/ping").text == "Ok.\n"
+        count = httpx.get(clickhouse, params={"query": "SELECT count() FROM events"})
+        assert count.status_code == 200
+        assert int(count.text) > 0
+        write = httpx.post(clickhouse, content=b"DROP TABLE events")
+        assert write.status_code == 403
+        assert write.text.startswith("Code: 164.")
+        # Reads that would reach files: ClickHouse refuses them in readonly mode.
+        outside = httpx.get(
+            clickhouse, params={"query": "SELECT * FROM file('/etc/hostname', 'LineAsString')"}
+        )
+        assert outside.status_code == 400
+        assert "readonly" in outside.text.lower()
+        target = tmp_path / "written.txt"
+        outfile = httpx.post(clickhouse, content=f"SELECT 1 INTO OUTFILE '{target}'".encode())
+        assert outfile.status_code == 400
+        assert not target.exists()
+        rebound = httpx.get(
+            clickhouse,
+            params={"query": "SELECT 1"},
+            headers={"Host": f"evil.example:{env['CLICKHOUSE_HTTP_PORT']}"},
+        )
+        assert rebound.status_code == 403
+        kpis = httpx.get(f"{api}/v1/kpis", headers={"X-API-Key": "dev"}, timeout=30)
+        assert kpis.status_code == 200, kpis.text
+        assert kpis.json()["kpis"]["gmv"]["value"] > 0
+        assert kpis.json()["rooms"]
         children = _children(up.proc.pid)
         assert len(children) == 4  # broker, worker, api, demo
     finally:

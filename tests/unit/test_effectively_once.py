@@ -58,7 +58,7 @@ class SlowClient(ClickHouseClient):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self, retention_days: int | None = None) -> None:
         pass
 
     def insert(self, table: str, rows: list[Row]) -> None:

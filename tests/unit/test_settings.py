@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.settings import DEFAULT_FX_TO_CNY, Settings, SettingsError, load_settings
+from pipeline.supervisor import keys_in_use
 
 
 @pytest.fixture(autouse=True)
@@ -163,15 +164,25 @@ def test_admin_key_alone_is_enough() -> None:
 
 
 @pytest.mark.parametrize(
-    ("api_keys", "admin_keys"),
-    [('["dev"]', "[]"), ('["mine"]', '["dev-admin"]'), ('["dev", "mine"]', '["boss"]')],
-)
+    ("api_keys", "admin_keys", "producer_keys"),
+    [('["dev"]', "[]", "[]"), ('["mine"]', '["dev-admin"]', "[]"),
+     ('["dev", "mine"]', '["boss"]', "[]"), ('["mine"]', "[]", '["dev-producer"]')],
+)  # fmt: skip
 def test_dev_keys_are_refused_outside_the_embedded_default(
-    api_keys: str, admin_keys: str, monkeypatch: pytest.MonkeyPatch
+    api_keys: str, admin_keys: str, producer_keys: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("API_KEYS", api_keys)
     monkeypatch.setenv("ADMIN_API_KEYS", admin_keys)
+    monkeypatch.setenv("PRODUCER_API_KEYS", producer_keys)
     with pytest.raises(SettingsError, match="embedded default only"):
         Settings().check_api_keys()
     monkeypatch.setenv("EMBEDDED", "1")
     Settings().check_api_keys()
+
+
+def test_the_banner_says_which_keys_are_in_use_and_never_the_keys() -> None:
+    assert keys_in_use({}) == "'dev' (read), 'dev-admin' (admin), 'dev-producer' (producer)"
+    mine = {"API_KEYS": '["secret-a", "secret-b"]', "PRODUCER_API_KEYS": '["secret-p"]'}
+    line = keys_in_use(mine)
+    assert line == "2 read from API_KEYS, 'dev-admin' (admin), 1 producer from PRODUCER_API_KEYS"
+    assert "secret" not in line

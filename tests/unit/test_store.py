@@ -75,3 +75,15 @@ def test_a_copy_locked_by_another_worker_falls_back_to_the_changelog(tmp_path: P
     assert other.path is None
     assert other.changelog_offset == -1
     holder.close()
+
+
+def test_an_erased_user_leaves_no_trace_in_the_local_files(tmp_path: Path) -> None:
+    local = LocalPartition(tmp_path / "p0")
+    local.write([(f"u{n:03d}".encode(), b"x" * 100) for n in range(50)], 10)
+    local.write([(b"m-secret-user", b"secret-state")], 11)
+    local.write([(b"m-secret-user", None)], 12)
+    assert local.changelog_offset == 12
+    assert len(list(local.users())) == 50
+    for path in (tmp_path / "p0").iterdir():
+        assert b"m-secret-user" not in path.read_bytes(), path.name
+    local.close()

@@ -157,3 +157,12 @@ def test_counts_kept_record_by_record_equal_counts_taken_afresh(
     for user in erased:
         final.pop(user, None)
     assert index.counts(SCALE) == build(final).counts(SCALE)
+
+
+def test_users_with_no_stage_are_listed_under_none_as_they_are_counted() -> None:
+    index = UserIndex()
+    index.apply("u1", orjson.dumps({"stage": None, "order_count": 0, "last_paid_at": None}))
+    index.apply("u2", document("potential"))
+    assert index.counts(SCALE)["by_stage"]["none"] == 1
+    items, _ = index.page(SCALE, stage="none")
+    assert [item["user_id"] for item in items] == ["u1"]

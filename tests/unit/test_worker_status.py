@@ -262,6 +262,7 @@ def client(status: dict[str, bytes], scores_ready: bool = True) -> httpx.AsyncCl
     app.state.settings = Settings(checkpoint_stall_seconds=STALL)
     app.state.view = FakeView({"u1": b"{}"}, scores_ready)
     app.state.triggers_view = SimpleNamespace(ready=True)
+    app.state.erasures_view = SimpleNamespace(ready=True)
     app.state.status_view = FakeView(status)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
