@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 ## The main job on embedded parts: broker, worker, API and demo traffic. Ctrl-C stops all.
-run: install
+run: install prometheus
 	$(VENV)/bin/lifecycle up
 
 ## Lint, types, unit and integration tests against the real broker and ClickHouse.

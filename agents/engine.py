@@ -12,6 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from mode import Service
 
+from agents.lag import ConsumerLag
+from pipeline import metrics
 from pipeline.settings import Settings
 from pipeline.worker_status import CheckpointWatch
 
@@ -38,6 +40,35 @@ class BatchEngine(Service):
         self.checkpoint_watch = CheckpointWatch(
             self.name_of_loop, settings.checkpoint_stall_seconds, time.monotonic()
         )
+        self.lag = ConsumerLag(self.name_of_loop)
+        self.restoring = False  # rebuilding assigned partitions' state
+
+    async def revoked(self, revoked: set[TopicPartition]) -> None:
+        raise NotImplementedError
+
+    async def assigned(self, assigned: set[TopicPartition]) -> None:
+        raise NotImplementedError
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """The consumer's rebalance listener: the engine's `revoked`, then lag forgets them."""
+        await self.revoked(revoked)
+        self.lag.revoked(revoked)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """The consumer's rebalance listener: the engine restores the partitions' state
+        (`restoring` meanwhile), then their lag is measured from their committed offsets."""
+        self.restoring = True
+        metrics.RESTORING.labels(self.name_of_loop).set(1)
+        try:
+            await self.assigned(assigned)
+            # Restored only once their lag is known: a report between the two would say
+            # caught up with nothing measured.
+            self.lag.keep_only(assigned)
+            assert self.consumer is not None
+            await self.lag.assigned(self.consumer, assigned)
+        finally:
+            self.restoring = False
+            metrics.RESTORING.labels(self.name_of_loop).set(0)
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         raise NotImplementedError
@@ -52,7 +83,9 @@ class BatchEngine(Service):
     def checkpoint_completed(self, began: float) -> None:
         """Called by the engine once a checkpoint whose snapshot was taken at `began`
         (monotonic) made it durable and committed its offsets."""
-        self.checkpoint_watch.completed(began, time.monotonic(), time.time())
+        now = time.monotonic()
+        metrics.CHECKPOINT_SECONDS.labels(self.name_of_loop).observe(max(0.0, now - began))
+        self.checkpoint_watch.completed(began, now, time.time())
 
     def fetch_timeout_ms(self) -> int:
         """How long a fetch may wait for records before the loop goes round anyway."""
@@ -92,6 +125,10 @@ class BatchEngine(Service):
                     if batches:  # owed to the next checkpoint that begins after this
                         self.checkpoint_watch.received(time.monotonic())
                     await self.process(batches)
+                    for tp, records in batches.items():  # read once processed
+                        if records:
+                            last = records[-1]
+                            self.lag.read(tp, last.offset + 1, last.timestamp)
                     if time.monotonic() >= self._next_checkpoint:
                         await self._periodic_checkpoint()
         except Exception as exc:

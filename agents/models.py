@@ -22,6 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
+from agents.model_metrics import models_adopted, models_unpublished
 from pipeline.app import Wiring
 from pipeline.domain.population import Summary, merge
 from pipeline.domain.stages import Stage
@@ -69,6 +70,7 @@ class ModelsService(Service):
         self._churn_version: str | None = None  # of the churn model last published and used
 
     async def on_start(self) -> None:
+        models_unpublished(self.settings)
         if self.path.exists():
             try:
                 self.enricher.restore(self.path.read_bytes())
@@ -167,6 +169,7 @@ class ModelsService(Service):
         if published_at <= self._adopted_at:
             return
         adopt(self.enricher.models, document, churn)
+        models_adopted(document)
         self.enricher.models_changed()
         self._adopted_at = published_at
         self.checkpoint()
@@ -230,20 +233,26 @@ class ModelsService(Service):
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
-                        await self._command(record.value)
+                        await self._command(record)
         finally:
             await consumer.stop()
 
-    async def _command(self, raw: bytes | None) -> None:
+    async def _command(self, record: Any) -> None:
+        """Run the command in `record` (a ConsumerRecord); another one is logged by its
+        position and skipped (its value only at DEBUG)."""
+        at = f"{record.topic}[{record.partition}]@{record.offset}"
         try:
-            command = orjson.loads(raw or b"")
+            command = orjson.loads(record.value or b"")
         except orjson.JSONDecodeError:
-            log.warning("ignored a command that is not JSON: %r", (raw or b"")[:200])
+            log.warning("ignored the command at %s: not JSON", at)
+            log.debug("the command at %s: %r", at, (record.value or b"")[:200])
             return
         if isinstance(command, dict) and command.get("command") == "refit":
             await self.refit(str(command.get("request_id") or ""))
         else:
-            log.warning("ignored an unknown command: %r", command)
+            name = command.get("command") if isinstance(command, dict) else None
+            log.warning("ignored the command at %s: unknown command %.40r", at, name)
+            log.debug("the command at %s: %r", at, command)
 
     async def on_stop(self) -> None:
         async with self._lock:  # a refit under way finishes first

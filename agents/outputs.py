@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from pipeline import metrics
 from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
 from pipeline.domain.triggers import Fired
+from pipeline.logs import Throttle
 from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
 from pipeline.user_triggers import trigger_row
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 
 
 def internal_error(exc: Exception) -> Rejection:
-    log.exception("scoring failed on a message; it goes to dead-letters")
     return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
 
 
@@ -46,6 +47,11 @@ class ScoringOutputs:
         self.producer = producer
         self.sends: list[asyncio.Future[Any]] = []
         self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
+        # One line per input topic and reason a minute: a producer that sends nothing but bad
+        # records must not flood the log (the metric counts every one).
+        self.bad_records = Throttle(60.0)
+        # Live events applied since documents last went out: (event time, written), epoch ms.
+        self.timings: list[tuple[int, int]] = []
 
     def take_sends(self) -> list[asyncio.Future[Any]]:
         """The futures of the records sent since the last call."""
@@ -107,10 +113,23 @@ class ScoringOutputs:
         """Changed users whose documents go out with `publish_pending`."""
         self.pending_docs.update(changed)
 
+    def applied(self, event_ms: int, written_ms: int) -> None:
+        """A live event was applied at event time `event_ms`, written to Kafka at
+        `written_ms` (epoch ms): its latency is observed when its document goes out."""
+        self.timings.append((event_ms, written_ms))
+
     async def publish_pending(self, now: datetime) -> None:
         if self.pending_docs:
             users, self.pending_docs = list(self.pending_docs.values()), {}
             await self.publish(users, now)
+        if self.timings:
+            timings, self.timings = self.timings, []
+            at_ms = time.time() * 1000  # now, after the sends: `now` is the batch's start
+            event_to_score = metrics.EVENT_TO_SCORE.observe
+            ingest_to_score = metrics.INGEST_TO_SCORE.observe
+            for event_ms, written_ms in timings:
+                event_to_score(max(0.0, at_ms - event_ms) / 1000)
+                ingest_to_score(max(0.0, at_ms - written_ms) / 1000)
 
     async def publish(self, users: list[UserState], now: datetime) -> None:
         """Each user's score document to the compacted topic, and the triggers of rules on
@@ -142,9 +161,29 @@ class ScoringOutputs:
         one)."""
         rejection = exc if isinstance(exc, Rejection) else internal_error(exc)
         metrics.DEAD_LETTERS.labels(tp.topic, rejection.reason).inc()
+        self.log_rejection(rejection, exc, tp, record.offset)
         value = dead_letter(
             rejection, tp.topic, tp.partition, record.offset, record.key, record.value
         )
         self.sends.append(
             await self.producer.send(self.settings.topic_dead_letters, key=record.key, value=value)
         )
+
+    def log_rejection(
+        self, rejection: Rejection, exc: Exception, tp: TopicPartition, offset: int
+    ) -> None:
+        """The record's position and reason, never its value (the detail, which may quote
+        it, only at DEBUG); an internal error with its cause."""
+        at = f"{tp.topic}[{tp.partition}]@{offset}"
+        held = self.bad_records.due((tp.topic, rejection.reason))
+        if held is not None:
+            more = f" ({held} more like it since the last line)" if held else ""
+            dead = self.settings.topic_dead_letters
+            if isinstance(exc, Rejection):
+                field = f" ({rejection.field})" if rejection.field else ""
+                log.warning("the record at %s is %s%s; it goes to %s%s",
+                            at, rejection.reason, field, dead, more)  # fmt: skip
+            else:
+                log.error("scoring failed on the record at %s; it goes to %s%s",
+                          at, dead, more, exc_info=exc)  # fmt: skip
+        log.debug("the record at %s is %s", at, rejection)

@@ -38,12 +38,14 @@ async def dead_letter_refused(sink: BatchingSink, producer: AIOKafkaProducer, to
             _, key, value = refused_row_letter(item)
             metrics.SINK_REJECTED_ROWS.labels(item.table).inc()
             row = item.row
+            event = row.get("event_id") or row.get("id")
+            # The event id finds the dead letter; the user is personal data: DEBUG only.
             log.warning(
-                "ClickHouse refused a row of %s (event %s, user %s, column %s): %s; "
-                "it goes to dead-letters",
-                item.table, row.get("event_id") or row.get("id"),
-                row.get("user_id") or row.get("subject_id"), item.column, item.summary,
+                "ClickHouse refused a row of %s (event %s, column %s): %s; it goes to %s",
+                item.table, event, item.column, item.summary, topic,
             )  # fmt: skip
+            log.debug("the refused row of event %s is of user %s", event,
+                      row.get("user_id") or row.get("subject_id"))  # fmt: skip
             sends.append(await producer.send(topic, key=key, value=value))
         await producer.flush()
         await asyncio.gather(*sends)

@@ -66,7 +66,7 @@ class RoomEngine(BatchEngine):
         self.sends: list[asyncio.Future[Any]] = []  # triggers sent since the last checkpoint
 
     async def on_start(self) -> None:
-        listener = Rebalance(self.revoked, self.assigned)
+        listener = Rebalance(self.on_revoked, self.on_assigned)
         clients = await start_room_clients(self.settings, listener)
         self.producer, self.reader, self.consumer = clients
         self.durability = Durability(
@@ -100,7 +100,7 @@ class RoomEngine(BatchEngine):
                     negative = bool(comment["negative"])
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                     # Written by the scoring engine only; say so and go on.
-                    log.error("unreadable room comment at %s:%d", tp, record.offset)
+                    log.error("unreadable room comment at %s[%d]@%d", *tp, record.offset)
                     metrics.ROOM_COMMENTS.labels("unreadable").inc()
                     continue
                 room = rooms.get(room_id)
@@ -151,6 +151,7 @@ class RoomEngine(BatchEngine):
 
     def offsets_committed(self, offsets: dict[TopicPartition, int]) -> None:
         self.committed.update(offsets)
+        self.lag.committed(offsets)
 
     def owned_partitions(self) -> list[int]:
         return sorted(self.rooms)

@@ -53,6 +53,14 @@ def _by_event_time(entry: _Entry) -> tuple[int, int]:
     return entry[0], entry[1]
 
 
+def _state_size(store: Any, changes: Mapping[int, Records]) -> None:
+    """Users held, and their size estimated from the records this checkpoint encodes."""
+    sizes = [len(value) for records in changes.values() for _, value in records if value]
+    metrics.STATE_USERS.set(len(store))
+    if sizes:
+        metrics.STATE_BYTES.set(len(store) * sum(sizes) / len(sizes))
+
+
 class ScoringEngine(BatchEngine):
     """Consumes the input topics in batches and keeps every owned user's scores current."""
 
@@ -83,7 +91,7 @@ class ScoringEngine(BatchEngine):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        listener = Rebalance(self.revoked, self.assigned)
+        listener = Rebalance(self.on_revoked, self.on_assigned)
         clients = await start_scoring_clients(self.settings, sorted(self.inputs), listener)
         self.producer, self.reader, self.consumer = clients
         self.outputs = ScoringOutputs(self.settings, self.scorer, self.sink, clients.producer)
@@ -140,6 +148,8 @@ class ScoringEngine(BatchEngine):
                         metrics.DUPLICATE_ORDERS.labels(tp.topic).inc()
                 else:
                     scored[tp.topic] += 1
+                    if not history:
+                        outputs.applied(prepared.fact.ts_ms, record.timestamp)
                 outputs.record(outcome, changed)
                 if outcome.fired or outcome.room_comment is not None or outcome.transitions:
                     await outputs.send(outcome)
@@ -254,6 +264,7 @@ class ScoringEngine(BatchEngine):
         self._next_checkpoint = self._checkpoint_at + interval
         await self.outputs.publish_pending(datetime.now(tz=UTC))
         changes = take_changes(self.store)
+        _state_size(self.store, changes)
         offsets: dict[TopicPartition, int] = {}
         for owned in self.partitions.values():
             offsets.update(owned.offsets.to_commit())
@@ -289,6 +300,7 @@ class ScoringEngine(BatchEngine):
             owned.local.write(records, changelog_offset)
 
     def offsets_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self.lag.committed(offsets)
         moved = 0
         for tp, offset in offsets.items():
             owned = self.partitions.get(tp.partition)

@@ -20,7 +20,9 @@ from aiokafka import AIOKafkaProducer
 from mode import Service
 
 from agents.engine import BatchEngine
+from agents.lag import Lag
 from pipeline import metrics
+from pipeline.readiness import behind
 from pipeline.settings import Settings
 from pipeline.worker_status import WorkerReport, report_interval
 
@@ -55,6 +57,7 @@ class StatusService(Service):
         self._reported_at = 0.0  # monotonic
         self._unsent = False  # the last report could not be sent (logged once)
         self._task: asyncio.Task[None] | None = None
+        self.last_report: WorkerReport | None = None  # the last check's
 
     async def on_start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -64,10 +67,11 @@ class StatusService(Service):
         self._task = asyncio.create_task(self._status_loop(), name="worker-status")
 
     def check(self) -> WorkerReport:
-        """Each engine's checkpoint age and stall (metrics; a log line on each change), and
-        the report they make now."""
-        now, failure = time.monotonic(), self.failure()
+        """Each engine's checkpoint age and stall (metrics; a log line on each change), its
+        lag (metrics), and the report they make now."""
+        now, wall, failure = time.monotonic(), time.time(), self.failure()
         reasons: list[str] = []
+        lags: dict[str, Lag] = {}
         for engine in self.engines:
             watch = engine.checkpoint_watch
             stalled = watch.check(now, failure)
@@ -75,9 +79,11 @@ class StatusService(Service):
             metrics.CHECKPOINT_STALLED.labels(watch.engine).set(1 if stalled else 0)
             if stalled and watch.reason:
                 reasons.append(watch.reason)
+            if engine.consumer is not None:
+                lags[watch.engine] = engine.lag.measure(engine.consumer, wall)
         return WorkerReport(
             worker=self.worker,
-            reported_at=time.time(),
+            reported_at=wall,
             partitions={e.checkpoint_watch.engine: e.owned_partitions() for e in self.engines},
             last_checkpoint_at={
                 e.checkpoint_watch.engine: e.checkpoint_watch.last_completed_wall
@@ -85,13 +91,30 @@ class StatusService(Service):
             },
             stalled=bool(reasons),
             reason="; ".join(reasons) or None,
+            restoring=[e.checkpoint_watch.engine for e in self.engines if e.restoring],
+            catching_up={
+                engine: sorted(set(lag.catching_up) | set(lag.unknown))
+                for engine, lag in lags.items()
+                if lag.catching_up or lag.unknown
+            },
+            lag={engine: lag.records for engine, lag in lags.items()},
+            lag_seconds={engine: lag.seconds for engine, lag in lags.items()},
         )
+
+    def verdict(self, report: WorkerReport) -> str | None:
+        """Why this worker is not ready (None when it is): stalled, restoring, catching up or
+        too far behind; the worker's own /readyz."""
+        if report.stalled:
+            return f"stalled: {report.reason}"
+        return behind(report, self.settings.ready_max_lag_seconds)
 
     async def _status_loop(self) -> None:
         while not self.should_stop:
             try:
                 report = self.check()
-                said = (report.partitions, report.stalled)
+                self.last_report = report
+                # At once when what /readyz decides from changes; else every few seconds.
+                said = (report.partitions, report.stalled, self.verdict(report) is None)
                 due = time.monotonic() - self._reported_at >= self.every
                 if (said != self._last or due) and await self._send(report):
                     self._last = said

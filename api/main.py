@@ -10,15 +10,16 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access_log import log_request
 from api.clickhouse_reader import open_reader
 from api.console_page import add_console
 from api.docs_pages import add_offline_docs
 from api.erasures_view import ErasuresView
-from api.metrics import REQUEST_SECONDS, REQUESTS
 from api.routes import erasures, events, health, kpis, models, segments, triggers, users
 from api.scores_view import CompactedView, ScoresView
 from api.triggers_view import TriggersView
 from pipeline.domain.triggers import load_rules
+from pipeline.metrics import REQUEST_SECONDS, REQUESTS
 from pipeline.settings import Settings
 
 
@@ -85,8 +86,9 @@ def create_api(settings: Settings) -> FastAPI:
 
 class MeasureRequests:
     """Request count and latency per route (to the response's first byte, so a stream counts
-    its start, not its length), as plain ASGI middleware: Starlette's `BaseHTTPMiddleware`
-    wraps every response in a task and a stream, a large share of a point read."""
+    its start, not its length) and the access log's line (`api.access_log`), as plain ASGI
+    middleware: Starlette's `BaseHTTPMiddleware` wraps every response in a task and a stream,
+    a large share of a point read."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -115,3 +117,4 @@ class MeasureRequests:
                 elapsed = time.perf_counter() - start
             REQUEST_SECONDS.labels(*labels).observe(elapsed)
             REQUESTS.labels(*labels).inc()
+            log_request(labels[1], labels[0], status, elapsed)

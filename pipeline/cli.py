@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
 
 import click
 
+from pipeline.logs import setup_logging
 from pipeline.settings import Settings, SettingsError, load_settings
+
+LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 @click.group()
@@ -23,18 +27,24 @@ def up(no_demo: bool) -> None:
     """Run broker (embedded unless KAFKA_BOOTSTRAP is set), worker, API and demo traffic."""
     from pipeline.supervisor import run_up
 
+    with contextlib.suppress(SettingsError):  # `run_up` says what is wrong with them
+        setup_logging(load_settings())
     sys.exit(run_up(demo=not no_demo))
 
 
 @main.command()
-@click.option("--loglevel", default="warning", show_default=True)
-def worker(loglevel: str) -> None:
+@click.option(
+    "--loglevel",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    help="Least level logged [default: LOG_LEVEL, INFO].",
+)
+def worker(loglevel: str | None) -> None:
     """Run the Faust scoring worker."""
     from pipeline.domain.triggers import RulesError
     from pipeline.worker import run_worker
 
     try:
-        run_worker(_settings(), loglevel)
+        run_worker(_settings(loglevel))
     except RulesError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -77,7 +87,15 @@ def api() -> None:
     # that handler a clean exit, so a normal stop is not reported as a crash.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    # Logging is ours (`pipeline.logs`): uvicorn configures none, and its access log, which
+    # writes paths with user ids, gives way to `api.access_log`.
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @main.command()
@@ -181,11 +199,15 @@ def schema_export(directory: Path) -> None:
         click.echo(f"wrote {path}")
 
 
-def _settings() -> Settings:
+def _settings(loglevel: str | None = None) -> Settings:
+    """The settings, with this process's logging set up from them (LOG_LEVEL, unless
+    `loglevel` says otherwise, and LOG_FORMAT)."""
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    setup_logging(settings, loglevel)
+    return settings
 
 
 if __name__ == "__main__":

@@ -181,6 +181,18 @@ HEALTH = (
      "ops", "triggers fired"),
     ("API p99 latency, by route", "histogram_quantile(0.99, sum by (le, route) "
      "(rate(lifecycle_api_request_seconds_bucket[5m])))", "s", "to the first byte"),
+    ("Consumer lag, by engine and topic",
+     "sum by (engine, topic) (lifecycle_consumer_lag)", "none",
+     "records of the assigned input partitions not read yet"),
+    ("Written to score published, p99",
+     "histogram_quantile(0.99, sum by (le) (rate(lifecycle_ingest_to_score_seconds_bucket[5m])))",
+     "s", "live events: from their Kafka record time to the user's score document sent"),
+    ("Checkpoint duration p99, by engine", "histogram_quantile(0.99, sum by (le, engine) "
+     "(rate(lifecycle_checkpoint_duration_seconds_bucket[5m])))", "s",
+     "from a checkpoint's snapshot to its offsets committed"),
+    ("Models ready", "min by (model) (lifecycle_model_ready)", "none",
+     "1 when the published model acts (GET /v1/models says why not)"),
+    ("Users in state", "sum(lifecycle_state_users)", "none", "users held by the workers"),
     ("Processes up", "up", "none", "1 for each API and worker Prometheus scrapes"),
 )  # fmt: skip
 

@@ -105,7 +105,8 @@ class Outreach:
                 try:
                     out += touches_for(orjson.loads(record.value), self.rng, now)
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    log.warning("demo outreach: unreadable trigger at offset %d", record.offset)
+                    log.warning("demo outreach: unreadable trigger at %s[%d]@%d",
+                                record.topic, record.partition, record.offset)  # fmt: skip
         return out
 
     def close(self) -> None:
@@ -140,7 +141,7 @@ def backfill_history(
             producer.send(event)
         producer.end_backfill()
     days = (now - start).days
-    print(f"demo: {len(past)} events of {days} days loaded as backfill {backfill_id}", flush=True)
+    log.info("demo: %d events of %d days loaded as backfill %s", len(past), days, backfill_id)
     return len(past), day, future
 
 
@@ -200,8 +201,8 @@ def run_demo(settings: Settings, config: DemoConfig, follow: bool = True) -> int
             producer.send(event)
             sent += 1
             if time.time() - last_report >= 10:
-                print(f"demo: live, {sent} events sent", flush=True)
+                log.info("demo: live, %d events sent", sent)
                 last_report = time.time()
     outreach.close()
-    print(f"demo: stopped after {sent} events", flush=True)
+    log.info("demo: stopped after %d events", sent)
     return sent

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.limits import DEFAULT_EARLIEST_EVENT_TIME, STORE_EARLIEST
@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # How long a worker may go without a completed checkpoint while it has events to make
     # durable before it counts as stalled (logged, lifecycle_checkpoint_stalled, /readyz 503).
     checkpoint_stall_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    # Once caught up after assignment, a worker further behind its input than this holds
+    # /readyz back (its scores are not current); the API reads it too.
+    ready_max_lag_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
 
     # API.
     api_host: str = "127.0.0.1"
@@ -117,6 +120,16 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9108
     # With the embedded store (chDB), the worker serves ClickHouse's HTTP interface here.
     clickhouse_http_port: int = 8123
+
+    # Logs of every process (pipeline/logs.py): one line per record, to standard error.
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` (time level logger: message) or `json` lines."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Least level logged; tracebacks only at DEBUG (text)."
+    )
+    # `lifecycle up` runs Debian's Prometheus here with the alert rules (0: not at all).
+    prometheus_port: int = Field(default=9090, ge=0, le=65535)
 
     # Domain defaults (SPEC section 4), all configuration.
     active_window_days: float = 30.0
@@ -225,6 +238,13 @@ class Settings(BaseSettings):
         if parsed.scheme == "chdb" and (parsed.netloc or parsed.path.strip("/") == ""):
             raise ValueError("a chDB URL is chdb:///relative/dir or chdb:////absolute/dir")
         return value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @field_validator("earliest_event_time")
     @classmethod

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
 import httpx
 
+from pipeline import local_prometheus
 from pipeline.broker import BrokerError, port_open, start_tansu, wait_for_port
 from pipeline.domain.triggers import RulesError, load_rules
-from pipeline.settings import DEV_API_KEY, DEV_KEYS, Settings, SettingsError, load_settings
+from pipeline.settings import DEV_KEYS, Settings, SettingsError, load_settings
 from pipeline.topics import ensure_topics
+from pipeline.up_banner import banner, status
 
 _PR_SET_PDEATHSIG = 1
 
@@ -74,23 +74,6 @@ def _embedded_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def keys_in_use(environ: Mapping[str, str]) -> str:
-    """Which keys the API takes, per role: the embedded default's, or how many were set
-    (never the keys themselves)."""
-    roles = {"API_KEYS": "read", "ADMIN_API_KEYS": "admin", "PRODUCER_API_KEYS": "producer"}
-    parts = []
-    for variable, role in roles.items():
-        if variable not in environ:
-            parts.append(f"'{DEV_KEYS[variable]}' ({role})")
-            continue
-        try:
-            count = len(json.loads(environ[variable]))
-        except (ValueError, TypeError):
-            count = 0
-        parts.append(f"{count} {role} from {variable}")
-    return ", ".join(parts)
-
-
 def _clear_previous_run(settings: Settings) -> list[Path]:
     """The embedded broker starts empty, so state from an earlier run must not be mixed in."""
     cleared = []
@@ -119,60 +102,6 @@ def _wait_ready(url: str, deadline_s: float, children: list[Child]) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} not ready after {deadline_s:.0f}s")
-
-
-def _banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    read_key = DEV_API_KEY if "API_KEYS" not in os.environ else "<a key of API_KEYS>"
-    worker_metrics = f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics"
-    clickhouse = settings.clickhouse_url
-    if clickhouse.startswith("chdb:"):
-        http = f"http://{settings.api_host}:{settings.clickhouse_http_port}"
-        clickhouse = f"{http}  (chDB in {settings.chdb_path()}, read-only HTTP by the worker)"
-    traffic = "simulated users in live rooms, chats and orders" if demo else "off (--no-demo)"
-    lines = [
-        "",
-        "lifecycle is running:",
-        f"  broker      {settings.kafka_bootstrap}"
-        + ("  (embedded Tansu, memory only)" if embedded else ""),
-        f"  clickhouse  {clickhouse}",
-        f"  worker      Faust scoring agent, metrics at {worker_metrics}",
-        f"  api         {base}  (docs: {base}/docs, metrics: {base}/metrics)",
-        f"  demo        {traffic}",
-        f"  logs        {logs}/",
-    ]
-    if embedded:
-        lines.append(f"  api keys    {keys_in_use(os.environ)}")
-    lines += [
-        "",
-        "try:",
-        f"  curl -s -H 'X-API-Key: {read_key}' {base}/v1/users/u00001",
-        f"  curl -s {base}/readyz",
-        "",
-        "Ctrl-C stops everything.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _status(settings: Settings) -> str:
-    try:
-        text = httpx.get(
-            f"http://{settings.api_host}:{settings.worker_metrics_port}/metrics", timeout=1.0
-        ).text
-        ready = httpx.get(
-            f"http://{settings.api_host}:{settings.api_port}/readyz", timeout=1.0
-        ).json()
-    except (httpx.HTTPError, ValueError):
-        return "status: not reachable"
-    scored = dead = 0.0
-    for line in text.splitlines():
-        if line.startswith("lifecycle_events_scored_total"):
-            scored += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("lifecycle_dead_letters_total"):
-            dead += float(line.rsplit(" ", 1)[1])
-    users = ready.get("users", 0)
-    return f"status: {int(scored)} events scored, {int(dead)} dead letters, {users} users"
 
 
 def run_up(demo: bool = True) -> int:
@@ -207,6 +136,7 @@ def run_up(demo: bool = True) -> int:
                 if settings.clickhouse_url.startswith("chdb:")
                 else []
             ),
+            *([(settings.prometheus_port, "Prometheus")] if settings.prometheus_port else []),
         ):
             if port_open(settings.api_host, port):
                 raise RuntimeError(
@@ -233,9 +163,17 @@ def run_up(demo: bool = True) -> int:
         wait_for_port(settings.api_host, settings.worker_metrics_port, 60.0, children[-1].proc)
         children.append(_spawn("api", ["api"], env, logs))
         _wait_ready(f"http://{settings.api_host}:{settings.api_port}/readyz", 60.0, children)
+        if settings.prometheus_port:
+            proc = local_prometheus.start(
+                settings, settings.data_dir / "prometheus", logs / "prometheus.log",
+                _die_with_parent,
+            )  # fmt: skip
+            children.append(Child("prometheus", proc, logs / "prometheus.log"))
+            ready = f"http://{settings.api_host}:{settings.prometheus_port}/-/ready"
+            _wait_ready(ready, 60.0, children)
         if demo:
             children.append(_spawn("demo", ["demo"], env, logs))
-        print(_banner(settings, embedded, demo, logs), flush=True)
+        print(banner(settings, embedded, demo, logs), flush=True)
         last = time.monotonic()
         while not stopping[0]:
             for child in children:
@@ -244,10 +182,10 @@ def run_up(demo: bool = True) -> int:
                         f"{child.name} exited with {child.proc.returncode}; see {child.log}"
                     )
             if time.monotonic() - last >= 15:
-                print(_status(settings), flush=True)
+                print(status(settings), flush=True)
                 last = time.monotonic()
             time.sleep(0.2)
-    except (RuntimeError, BrokerError, OSError) as exc:
+    except (RuntimeError, BrokerError, OSError) as exc:  # PrometheusMissing among them
         print(f"lifecycle up: {exc}", file=sys.stderr)
         code = 1
     finally:

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import faust
 from mode import Service
-from prometheus_client import start_http_server
 
 from agents.clickhouse_http import ClickHouseHttp
 from agents.models import ModelsService
 from agents.rooms import RoomEngine
 from agents.scoring import ScoringEngine
 from agents.status import StatusService
+from agents.worker_http import WorkerHttp
 from pipeline import metrics
 from pipeline.app import create_app
 from pipeline.domain.triggers import load_rules
@@ -57,6 +57,8 @@ class SinkService(Service):
         if self._closed:
             return False
         loop = asyncio.get_running_loop()
+        if self.failing:
+            metrics.SINK_RETRIES.inc()
         try:
             written = await loop.run_in_executor(self._executor, self.sink.flush)
         except SinkError as exc:
@@ -76,6 +78,8 @@ class SinkService(Service):
             self.failing, self._failures = False, 0
             for table, count in written.items():
                 metrics.SINK_ROWS.labels(table).inc(count)
+                if count:
+                    metrics.SINK_BATCHES.labels(table).inc()
             return True
         finally:
             metrics.SINK_PENDING.set(self.sink.pending)
@@ -108,19 +112,9 @@ class SinkService(Service):
         self.sink.client.close()
 
 
-class MetricsService(Service):
-    """Serves the worker's /metrics on loopback."""
-
-    def __init__(self, host: str, port: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.host = host
-        self.port = port
-
-    async def on_start(self) -> None:
-        start_http_server(self.port, addr=self.host)
-
-
-def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
+def build_worker(settings: Settings) -> faust.Worker:
+    """The worker and its services; logging is the process's own (`pipeline.logs`), set up
+    before this: mode's set-up (coloured console lines) and Faust's spinner are turned off."""
     rules = load_rules(settings.triggers_file)  # an invalid rules file stops the start here
     wiring = create_app(settings)
     client = open_client(settings)
@@ -142,14 +136,13 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         settings.model_refit_seconds,
         settings.data_dir / "worker" / "models.pkl",
     )
-    metrics_service = MetricsService(settings.api_host, settings.worker_metrics_port)
-    services: list[Service] = [metrics_service]
+    status = StatusService(settings, (engine, rooms), lambda: sink_service.failure)
+    services: list[Service] = [WorkerHttp(settings.api_host, settings.worker_metrics_port, status)]
     if isinstance(client, ChdbClient):  # the store no other process can open
         port = settings.clickhouse_http_port
         services.append(ClickHouseHttp(settings.api_host, port, sink_service.read))
-    status = StatusService(settings, (engine, rooms), lambda: sink_service.failure)
     # Stopped in reverse order: the engine's last checkpoint still has the sink.
-    return faust.Worker(
+    worker = faust.Worker(
         wiring.app,
         *services,
         status,  # stopped after the engines: its last report follows their last checkpoints
@@ -157,16 +150,17 @@ def build_worker(settings: Settings, loglevel: str = "warning") -> faust.Worker:
         models_service,
         rooms,
         engine,
-        loglevel=loglevel,
         quiet=True,
         redirect_stdouts=False,
+        override_logging=False,
     )
+    worker.spinner = None  # it writes terminal control characters to standard output
+    return worker
 
 
-def run_worker(settings: Settings, loglevel: str = "warning") -> None:
+def run_worker(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT; the sink flushes what it holds before exit."""
     # Scoring allocates many short-lived objects per event next to a large, long-lived set
     # of users: collect the young generation less often (measured: about a fifth faster).
     gc.set_threshold(50_000, 50, 100)
-    worker = build_worker(settings, loglevel)
-    worker.execute_from_commandline()
+    build_worker(settings).execute_from_commandline()

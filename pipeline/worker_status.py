@@ -9,7 +9,7 @@ returns); one with nothing new to make durable is not, however long ago its last
 Every few seconds the worker reports to the compacted topic `<APP_ID>-worker-status`, keyed
 by its id: the partitions it owns, when each engine last completed a checkpoint, whether it
 is stalled and why (`WorkerReport`), and a last report that owns nothing when it stops
-cleanly. The API reads that topic and `readiness` decides from the reports and the time.
+cleanly. The API reads that topic and `pipeline.readiness` decides from the reports.
 
 Nothing here does I/O but logging.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +115,9 @@ def _cut(text: str) -> str:
 class WorkerReport:
     """One worker's report: `partitions` and `last_checkpoint_at` (epoch seconds, None before
     the first) per engine, whether it is stalled and why, when it reported (epoch seconds),
-    and whether it stopped (then it owns nothing)."""
+    and whether it stopped (then it owns nothing). Per engine also: whether it is restoring
+    partitions' state, the partitions not yet read up to the mark they had when assigned
+    (`catching_up`), records waiting (`lag`) and how far behind reading is (`lag_seconds`)."""
 
     worker: str
     reported_at: float
@@ -125,6 +126,10 @@ class WorkerReport:
     stalled: bool = False
     reason: str | None = None
     stopped: bool = False
+    restoring: list[str] = field(default_factory=list)
+    catching_up: dict[str, list[int]] = field(default_factory=dict)
+    lag: dict[str, int] = field(default_factory=dict)
+    lag_seconds: dict[str, float] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -136,12 +141,17 @@ class WorkerReport:
                 "reason": self.reason,
                 "reported_at": self.reported_at,
                 "stopped": self.stopped,
+                "restoring": self.restoring,
+                "catching_up": self.catching_up,
+                "lag": self.lag,
+                "lag_seconds": self.lag_seconds,
             }
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> WorkerReport | None:
-        """The report in `raw`, or None when it is not one (logged)."""
+        """The report in `raw`, or None when it is not one (logged). Fields a report of an
+        older worker lacks take their defaults."""
         try:
             body: Any = orjson.loads(raw)
             reported_at = float(body["reported_at"])
@@ -150,10 +160,7 @@ class WorkerReport:
             return cls(
                 worker=str(body["worker"]),
                 reported_at=reported_at,
-                partitions={
-                    str(engine): sorted(int(p) for p in parts)
-                    for engine, parts in dict(body.get("partitions") or {}).items()
-                },
+                partitions=_partitions(body.get("partitions")),
                 last_checkpoint_at={
                     str(engine): None if at is None else float(at)
                     for engine, at in dict(body.get("last_checkpoint_at") or {}).items()
@@ -161,71 +168,19 @@ class WorkerReport:
                 stalled=bool(body.get("stalled", False)),
                 reason=None if body.get("reason") is None else str(body["reason"]),
                 stopped=bool(body.get("stopped", False)),
+                restoring=sorted(str(engine) for engine in body.get("restoring") or []),
+                catching_up=_partitions(body.get("catching_up")),
+                lag={str(k): int(v) for k, v in dict(body.get("lag") or {}).items()},
+                lag_seconds={
+                    str(k): float(v) for k, v in dict(body.get("lag_seconds") or {}).items()
+                },
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignored a worker status that is not one (%s): %r", exc, raw[:200])
+            log.warning("ignored a worker status that is not one (%s)", exc)
             return None
 
 
-@dataclass(frozen=True)
-class Readiness:
-    """The API's verdict on the workers: `reasons` says why not ready (empty when ready);
-    `workers` counts the running workers whose report is current, `stalled` the workers held
-    against readiness (stalled, or silent while the latest owner of a partition)."""
-
-    ready: bool
-    reasons: list[str]
-    workers: int
-    stalled: int
-
-
-def readiness(reports: Iterable[WorkerReport], now: float, stall_seconds: float) -> Readiness:
-    """Ready when at least one worker reports (and has not stopped), and every worker that is
-    the latest to report owning a partition reported within `stall_seconds` and is not
-    stalled. A worker that crashed is ignored once the workers that took its partitions
-    report them; until then its silence holds readiness back, since nobody processes them."""
-    reports = list(reports)
-    latest: dict[tuple[str, int], WorkerReport] = {}
-    for report in reports:
-        for engine, partitions in report.partitions.items():
-            for partition in partitions:
-                known = latest.get((engine, partition))
-                if known is None or (report.reported_at, report.worker) > (
-                    known.reported_at,
-                    known.worker,
-                ):
-                    latest[(engine, partition)] = report
-    owners: dict[str, tuple[WorkerReport, dict[str, list[int]]]] = {}
-    for (engine, partition), report in sorted(latest.items()):
-        _, owned = owners.setdefault(report.worker, (report, {}))
-        owned.setdefault(engine, []).append(partition)
-    reasons: list[str] = []
-    for worker, (report, owned) in sorted(owners.items()):
-        age = now - report.reported_at
-        if age > stall_seconds:
-            reasons.append(
-                f"worker {worker} has not reported for {age:.0f} s and is the latest owner of "
-                f"{_describe(owned)}"
-            )
-        elif report.stalled:
-            reasons.append(f"worker {worker} is stalled: {report.reason or 'no reason given'}")
-    held = len(reasons)
-    running = [r for r in reports if not r.stopped and now - r.reported_at <= stall_seconds]
-    if not running:
-        if not reports:
-            reasons.append("no worker has reported yet")
-        else:
-            last = max(reports, key=lambda r: r.reported_at)
-            what = "stopped" if last.stopped else "reported"
-            reasons.append(
-                f"no worker is running: the last report ({last.worker}, {what}) is "
-                f"{now - last.reported_at:.0f} s old"
-            )
-    return Readiness(not reasons, reasons, len(running), held)
-
-
-def _describe(owned: Mapping[str, list[int]]) -> str:
-    return "; ".join(
-        f"{engine} partitions {', '.join(map(str, partitions))}"
-        for engine, partitions in sorted(owned.items())
-    )
+def _partitions(value: Any) -> dict[str, list[int]]:
+    return {
+        str(engine): sorted(int(p) for p in parts) for engine, parts in dict(value or {}).items()
+    }

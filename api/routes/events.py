@@ -18,7 +18,7 @@ from api.deps import ProducerKey, SettingsDep
 from api.errors import errors
 from api.examples import EVENTS, ok
 from api.ingest import BatchError, TokenBucket, split_batch
-from api.metrics import INGESTED
+from pipeline.metrics import INGESTED
 from pipeline.produce import kinds_of
 from schemas.validation import MISSING_FIELD, UNKNOWN_TYPE, Rejection, kind_of_type
 

@@ -12,10 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ViewDep
 from api.examples import HEALTHY, NOT_READY, READY, ok
-from api.metrics import API_READY, STALLED_WORKERS, VIEW_USERS
 from api.scores_view import CompactedView, ScoresView
+from pipeline.metrics import API, API_READY, STALLED_WORKERS, VIEW_USERS
+from pipeline.readiness import readiness
 from pipeline.settings import Settings
-from pipeline.worker_status import WorkerReport, readiness
+from pipeline.worker_status import WorkerReport
 
 router = APIRouter(tags=["health"])
 
@@ -45,7 +46,10 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
         reasons.append("the workers' status is still loading")
     else:
         reports = [r for raw in workers_view.documents.values() if (r := _report(raw))]
-        verdict = readiness(reports, time.time(), settings.checkpoint_stall_seconds)
+        verdict = readiness(
+            reports, time.time(), settings.checkpoint_stall_seconds,
+            settings.ready_max_lag_seconds, settings.topic_partitions,
+        )  # fmt: skip
         reasons.extend(verdict.reasons)
         workers, stalled = verdict.workers, verdict.stalled
     API_READY.set(0 if reasons else 1)
@@ -86,4 +90,4 @@ async def readyz(view: ViewDep, request: Request) -> JSONResponse:
 async def metrics(view: ViewDep, request: Request) -> Response:
     VIEW_USERS.set(len(view.documents))
     ready_state(request, view)  # lifecycle_api_ready and lifecycle_api_stalled_workers
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(API), media_type=CONTENT_TYPE_LATEST)

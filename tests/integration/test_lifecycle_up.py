@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from schemas.client import EventProducer
 from schemas.order import OrderEvent
@@ -23,6 +24,8 @@ from tests.integration.parts import (
 )
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _children(pid: int) -> set[int]:
@@ -45,6 +48,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def alert_names() -> list[str]:
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
+    return [rule["alert"] for group in rules for rule in group["rules"]]
+
+
 def _up_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "EMBEDDED")}
     env.update(
@@ -53,6 +61,7 @@ def _up_env(tmp: Path) -> dict[str, str]:
             "API_PORT": str(free_port()),
             "WORKER_METRICS_PORT": str(free_port()),
             "CLICKHOUSE_HTTP_PORT": str(free_port()),
+            "PROMETHEUS_PORT": str(free_port()),
             "DEMO_USERS": "200",
             "DEMO_DAYS": "20",
         }
@@ -70,7 +79,8 @@ def _stop(up: Proc) -> str:
 def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) -> None:
     env = _up_env(tmp_path)
     api = f"http://127.0.0.1:{env['API_PORT']}"
-    names = ("EMBEDDED_BROKER_PORT", "API_PORT", "WORKER_METRICS_PORT", "CLICKHOUSE_HTTP_PORT")
+    names = ("EMBEDDED_BROKER_PORT", "API_PORT", "WORKER_METRICS_PORT", "CLICKHOUSE_HTTP_PORT",
+             "PROMETHEUS_PORT")  # fmt: skip
     ports = [int(env[k]) for k in names]
     up = Proc("up", lifecycle("up"), env, tmp_path / "up.log", cwd=tmp_path)
     try:
@@ -138,8 +148,24 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
         assert kpis.status_code == 200, kpis.text
         assert kpis.json()["kpis"]["gmv"]["value"] > 0
         assert kpis.json()["rooms"]
+        # Prometheus evaluates the alert rules live and scrapes both processes.
+        prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}"
+        assert f"alerts      {prometheus}/alerts" in banner
+        groups = httpx.get(f"{prometheus}/api/v1/rules").json()["data"]["groups"]
+        loaded = {rule["name"] for group in groups for rule in group["rules"]}
+        assert loaded == set(alert_names())
+
+        def targets_up() -> set[str]:
+            active = httpx.get(f"{prometheus}/api/v1/targets").json()["data"]["activeTargets"]
+            return {t["labels"]["job"] for t in active if t["health"] == "up"}
+
+        wait_until(lambda: targets_up() == {"lifecycle-api", "lifecycle-worker"}, 60,
+                   "Prometheus to scrape the API and the worker")  # fmt: skip
+        # The worker's own probes, for a Kubernetes pod.
+        assert httpx.get(f"http://127.0.0.1:{worker_port}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{worker_port}/readyz").status_code in (200, 503)
         children = _children(up.proc.pid)
-        assert len(children) == 4  # broker, worker, api, demo
+        assert len(children) == 5  # broker, worker, api, prometheus, demo
     finally:
         output = _stop(up)
     assert "stopped; nothing left running." in output

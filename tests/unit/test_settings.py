@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.settings import DEFAULT_FX_TO_CNY, Settings, SettingsError, load_settings
-from pipeline.supervisor import keys_in_use
+from pipeline.up_banner import keys_in_use
 
 
 @pytest.fixture(autouse=True)

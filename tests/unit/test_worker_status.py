@@ -14,13 +14,9 @@ from fastapi import FastAPI
 from agents.status import StatusService
 from api.routes import health
 from pipeline import metrics
+from pipeline.readiness import readiness
 from pipeline.settings import Settings
-from pipeline.worker_status import (
-    CheckpointWatch,
-    WorkerReport,
-    readiness,
-    report_interval,
-)
+from pipeline.worker_status import CheckpointWatch, WorkerReport, report_interval
 
 STALL = 60.0
 T0 = 1_000.0  # monotonic
@@ -113,6 +109,8 @@ class FakeEngine:
     def __init__(self, name: str, partitions: list[int]) -> None:
         self.checkpoint_watch = CheckpointWatch(name, 3.0, 0.0)
         self.partitions = partitions
+        self.consumer = None  # not started: no lag is measured
+        self.restoring = False
 
     def owned_partitions(self) -> list[int]:
         return self.partitions
@@ -164,6 +162,7 @@ def report(
     rooms: list[int] | None = None,
     stalled: bool = False,
     stopped: bool = False,
+    restoring: list[str] | None = None,
 ) -> WorkerReport:
     return WorkerReport(
         worker=worker,
@@ -172,6 +171,7 @@ def report(
         stalled=stalled,
         reason="checkpoints of the scoring engine have not completed for 62 s" if stalled else None,
         stopped=stopped,
+        restoring=restoring or [],
     )
 
 
@@ -312,10 +312,24 @@ async def test_readyz_answers_503_with_the_reason_of_a_stalled_worker(
 
 async def test_readyz_still_waits_for_its_views(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("api.routes.health.time.time", lambda: NOW)
-    api = client({"a": report("a", 1).encode()}, scores_ready=False)
+    api = client({"a": report("a", 1, [0, 1, 2, 3]).encode()}, scores_ready=False)
     response = await api.get("/readyz")
     assert response.status_code == 503
     assert body_of(response)["reasons"] == ["the scores view is still loading"]
+
+
+async def test_readyz_waits_for_a_worker_that_restores_and_one_per_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("api.routes.health.time.time", lambda: NOW)
+    restoring = report("a", 1, [0, 1], restoring=["scoring"])
+    api = client({"a": restoring.encode(), "b": report("b", 1).encode()})
+    response = await api.get("/readyz")
+    assert response.status_code == 503
+    assert body_of(response)["reasons"] == [
+        "worker a is restoring the state of its scoring partitions",
+        "no worker owns scoring partitions 2, 3 yet (a worker joining its group, or none running)",
+    ]
 
 
 # -- the setting ---------------------------------------------------------------------------
