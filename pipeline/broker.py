@@ -72,7 +72,8 @@ def start_tansu(
     )
     try:
         wait_for_port(host, port, 10.0, proc)
-    except BrokerError:
+    except BaseException:  # not listening, or Ctrl-C meanwhile
         proc.kill()
+        proc.wait()
         raise
     return proc

@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import httpx
 
 from pipeline import local_prometheus
-from pipeline.broker import BrokerError, port_open, start_tansu, wait_for_port
+from pipeline.broker import BrokerError, port_open, start_tansu
 from pipeline.domain.triggers import RulesError, load_rules
 from pipeline.settings import DEV_KEYS, Settings, SettingsError, load_settings
 from pipeline.topics import ensure_topics
@@ -87,21 +88,38 @@ def _clear_previous_run(settings: Settings) -> list[Path]:
     return cleared
 
 
-def _wait_ready(url: str, deadline_s: float, children: list[Child]) -> None:
+class StopDuringStart(Exception):
+    """Ctrl-C or SIGTERM came before everything had started."""
+
+
+def _wait_for(
+    ready: Callable[[], bool], what: str, deadline_s: float, children: list[Child],
+    stopping: list[bool],
+) -> None:  # fmt: skip
+    """Wait until `ready()`; fails when a child exits, stops on Ctrl-C (StopDuringStart)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
+        if stopping[0]:
+            raise StopDuringStart
         for child in children:
             if child.proc.poll() is not None:
                 raise RuntimeError(
                     f"{child.name} exited with {child.proc.returncode}; see {child.log}"
                 )
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if ready():
+            return
         time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {deadline_s:.0f}s")
+    raise RuntimeError(f"{what} not ready after {deadline_s:.0f}s")
+
+
+def _answers(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ready
 
 
 def run_up(demo: bool = True) -> int:
@@ -119,6 +137,7 @@ def run_up(demo: bool = True) -> int:
         )
     logs = settings.data_dir / "logs"
     stopping = [False]
+    started = [False]
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
         stopping[0] = True
@@ -160,21 +179,27 @@ def run_up(demo: bool = True) -> int:
         if created:
             print(f"created topics: {', '.join(created)}")
         children.append(_spawn("worker", ["worker"], env, logs))
-        wait_for_port(settings.api_host, settings.worker_metrics_port, 60.0, children[-1].proc)
+        host = settings.api_host
+        _wait_for(lambda: port_open(host, settings.worker_metrics_port), "the worker", 60.0,
+                  children, stopping)  # fmt: skip
         children.append(_spawn("api", ["api"], env, logs))
-        _wait_ready(f"http://{settings.api_host}:{settings.api_port}/readyz", 60.0, children)
+        # Up, not ready: against a cluster with a backlog the workers catch up for minutes;
+        # the status line says why /readyz is not ready meanwhile.
+        _wait_for(_answers(f"http://{host}:{settings.api_port}/healthz"), "the API", 60.0,
+                  children, stopping)  # fmt: skip
         if settings.prometheus_port:
             proc = local_prometheus.start(
                 settings, settings.data_dir / "prometheus", logs / "prometheus.log",
                 _die_with_parent,
             )  # fmt: skip
             children.append(Child("prometheus", proc, logs / "prometheus.log"))
-            ready = f"http://{settings.api_host}:{settings.prometheus_port}/-/ready"
-            _wait_ready(ready, 60.0, children)
+            ready = _answers(f"http://{host}:{settings.prometheus_port}/-/ready")
+            _wait_for(ready, "Prometheus", 60.0, children, stopping)
         if demo:
             children.append(_spawn("demo", ["demo"], env, logs))
         print(banner(settings, embedded, demo, logs), flush=True)
         last = time.monotonic()
+        started[0] = True
         while not stopping[0]:
             for child in children:
                 if child.proc.poll() is not None:
@@ -185,6 +210,9 @@ def run_up(demo: bool = True) -> int:
                 print(status(settings), flush=True)
                 last = time.monotonic()
             time.sleep(0.2)
+    except StopDuringStart:
+        print("lifecycle up: stopped while starting", flush=True)
+        started[0] = True  # the last line below says so: nothing is left running
     except (RuntimeError, BrokerError, OSError) as exc:  # PrometheusMissing among them
         print(f"lifecycle up: {exc}", file=sys.stderr)
         code = 1
@@ -193,6 +221,6 @@ def run_up(demo: bool = True) -> int:
             print("stopping: " + ", ".join(c.name for c in reversed(children)), flush=True)
         for child in reversed(children):
             child.stop()
-        if children:
+        if children or started[0]:
             print("stopped; nothing left running.")
     return code

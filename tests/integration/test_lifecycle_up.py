@@ -188,6 +188,7 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing_running(tmp_path: Path) ->
     try:
         wait_until(lambda: "Ctrl-C stops everything" in again.log.read_text(), 120, "the banner")
         assert "cleared the previous run's" in again.log.read_text()
+        wait_until(lambda: httpx.get(f"{api}/readyz").status_code == 200, 60, "ready")
         response = httpx.get(f"{api}/v1/users/u00000", headers={"X-API-Key": "dev"})
         assert response.status_code == 404
     finally:
@@ -205,4 +206,20 @@ def test_up_refuses_a_port_in_use(tmp_path: Path) -> None:
         code = wait_until(lambda: up.proc.poll(), 30, "`lifecycle up` to give up")
     assert code == 1
     assert "is in use" in up.log.read_text()
+    assert not port_listening(int(env["EMBEDDED_BROKER_PORT"]))
+
+
+def test_ctrl_c_while_starting_stops_at_once(tmp_path: Path) -> None:
+    env = _up_env(tmp_path)
+    up = Proc("up", [*lifecycle("up"), "--no-demo"], env, tmp_path / "up.log", cwd=tmp_path)
+    wait_until(lambda: port_listening(int(env["EMBEDDED_BROKER_PORT"])), 60, "the broker")
+    children = _children(up.proc.pid)
+    assert "Ctrl-C stops everything" not in up.log.read_text()  # still starting
+    # Not after the start's waits (a minute each): at once, everything it started stopped.
+    assert up.stop(signal.SIGINT, grace=20) == 0, up.tail()
+    output = up.log.read_text()
+    assert "stopped while starting" in output
+    assert "stopped; nothing left running." in output
+    for pid in children:
+        wait_until(lambda pid=pid: not _alive(pid), 10, f"child {pid} to exit")  # type: ignore[misc]
     assert not port_listening(int(env["EMBEDDED_BROKER_PORT"]))
