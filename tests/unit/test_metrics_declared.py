@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import yaml
-from prometheus_client import Histogram
+from prometheus_client import CollectorRegistry, Histogram
 
 from pipeline import metrics
 from pipeline.metrics_catalogue import catalogue
@@ -70,3 +70,25 @@ def test_docs_metrics_is_current() -> None:
     assert (ROOT / "docs/metrics.md").read_text() == catalogue(), (
         "regenerate: python -m pipeline.metrics_catalogue > docs/metrics.md"
     )
+
+
+def test_observing_many_at_once_equals_observing_each() -> None:
+    bounds = metrics.LATENCY_BUCKETS
+    amounts = [0.0, *bounds, *(b + 1e-9 for b in bounds), 1e9, 0.07, 0.07, 12.5]
+    one, many = CollectorRegistry(), CollectorRegistry()
+    each = Histogram("each_seconds", "d", buckets=bounds, registry=one)
+    batch = Histogram("each_seconds", "d", buckets=bounds, registry=many)
+    for amount in amounts:
+        each.observe(amount)
+    metrics.observe_many(batch, amounts)
+    metrics.observe_many(batch, [])
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for family in registry.collect() for s in family.samples
+            if not s.name.endswith("_created")
+        }  # fmt: skip
+
+    assert samples(many) == samples(one)
+    assert samples(one)[("each_seconds_count", "")] == len(amounts)
