@@ -67,7 +67,8 @@ class ConsumerLag:
         self._reading: dict[TopicPartition, _Reading] = {}
 
     async def assigned(self, consumer: Fetching, tps: Iterable[TopicPartition]) -> None:
-        """Reading `tps` starts at their committed offsets (their beginning when none)."""
+        """Reading `tps` starts at their committed offsets (their beginning when none); one
+        already read from since the assignment keeps its position."""
         fresh = [tp for tp in tps if tp not in self._reading]
         if not fresh:
             return
@@ -75,6 +76,8 @@ class ConsumerLag:
         now = time.time()
         for tp in fresh:
             committed = await consumer.committed(tp)
+            if tp in self._reading:  # the loop read it while we asked: that position stands
+                continue
             position = begins.get(tp, 0) if committed is None else committed
             self._reading[tp] = _Reading(position=position, since=now)
             metrics.CONSUMER_COMMITTED.labels(self.engine, tp.topic, str(tp.partition)).set(
@@ -98,10 +101,11 @@ class ConsumerLag:
         """Records of `tp` up to `next_offset` were read; the last was written at
         `written_ms` (Kafka timestamp, epoch milliseconds)."""
         reading = self._reading.get(tp)
-        if reading is not None:
-            reading.position = next_offset
-            if written_ms is not None and written_ms > 0:
-                reading.last_written = written_ms / 1000
+        if reading is None:  # read before `assigned` asked for its committed offset
+            reading = self._reading[tp] = _Reading(position=next_offset, since=time.time())
+        reading.position = next_offset
+        if written_ms is not None and written_ms > 0:
+            reading.last_written = written_ms / 1000
 
     def committed(self, offsets: Mapping[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():

@@ -18,7 +18,7 @@ from tests.integration.parts import Proc, lifecycle, wait_until
 
 pytestmark = pytest.mark.integration
 
-BACKLOG = 30_000
+BACKLOG = 12_000
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -49,16 +49,16 @@ def test_not_ready_until_restored_and_caught_up(broker: str, tmp_path: Path) -> 
     with chdb_pipeline(broker, tmp_path, prefix, MODEL_REFIT_SECONDS="3600") as running:
         topic = topics_of(running.settings)[LiveEvent]
         with EventProducer(running.settings.kafka_bootstrap) as producer:
-            for event in events(f"{prefix}a", 2_000, 500):
+            for event in events(f"{prefix}a", 500, 200):
                 producer.send_raw(topic, event.model_dump_json().encode(),
                                   key=event.user_id.encode())  # fmt: skip
-        wait_until(lambda: worker_metric(running, "lifecycle_events_scored_total") >= 2_000,
+        wait_until(lambda: worker_metric(running, "lifecycle_events_scored_total") >= 500,
                    60, "the first events scored")  # fmt: skip
         assert running.worker.stop() == 0
 
         # A backlog builds while no worker runs: the API is not ready meanwhile.
         with EventProducer(running.settings.kafka_bootstrap) as producer:
-            for event in events(f"{prefix}b", BACKLOG, 5_000):
+            for event in events(f"{prefix}b", BACKLOG, 3_000):
                 producer.send_raw(topic, event.model_dump_json().encode(),
                                   key=event.user_id.encode())  # fmt: skip
         api = f"{running.base_url}/readyz"
@@ -80,7 +80,15 @@ def test_not_ready_until_restored_and_caught_up(broker: str, tmp_path: Path) -> 
             assert read >= BACKLOG, (read, seen[-5:])
             return worker_code == 200
 
-        wait_until(ready_everywhere, 120, "the restarted worker and the API to be ready", 0.05)
+        try:
+            wait_until(ready_everywhere, 120, "the restarted worker and the API to be ready",
+                       0.05)  # fmt: skip
+        except AssertionError as exc:
+            port = running.settings.worker_metrics_port
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            lags = [line for line in text.splitlines() if line.startswith("lifecycle_consumer")
+                    or line.startswith("lifecycle_events_in")]  # fmt: skip
+            raise AssertionError(f"{exc}; the last reasons: {seen[-4:]}; {lags}") from None
     said = " | ".join(seen)
     assert "catching up on scoring partitions" in said, said[:2000]
     assert "records to read" in said

@@ -132,3 +132,24 @@ def test_readiness_needs_an_owner_for_every_scoring_partition() -> None:
         "no worker owns scoring partitions 2 yet (a worker joining its group, or none running)"
     ]
     assert readiness([report()], NOW + 1, 60, 30, partition_count=2).ready
+
+
+def test_records_read_before_the_committed_offset_is_known_count() -> None:
+    """The engine's loop may read a partition while the assignment still asks the broker for
+    its committed offset: that position stands, or the partition stays 'catching up'."""
+    lag = ConsumerLag("scoring")
+
+    class ReadMeanwhile(Consumer):
+        async def committed(self, partition: TopicPartition) -> int | None:
+            lag.read(partition, 400, int(NOW * 1000))  # the loop, while this waits
+            return 0
+
+    consumer = ReadMeanwhile({})
+    asyncio.run(lag.assigned(consumer, [T]))
+    consumer.highwaters = {T: 400}
+    measured = lag.measure(consumer, NOW + 1)
+    assert (measured.records, measured.catching_up) == (0, [])
+    lag.read(U, 7, None)  # read before its assignment was even asked about
+    asyncio.run(lag.assigned(consumer, [U]))
+    consumer.highwaters[U] = 7
+    assert lag.measure(consumer, NOW + 1).records == 0
