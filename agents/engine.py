@@ -42,6 +42,7 @@ class BatchEngine(Service):
         )
         self.lag = ConsumerLag(self.name_of_loop)
         self.restoring = False  # rebuilding assigned partitions' state
+        self.joined = False  # a first assignment came: the engine is in its consumer group
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
         raise NotImplementedError
@@ -69,6 +70,7 @@ class BatchEngine(Service):
         finally:
             self.restoring = False
             metrics.RESTORING.labels(self.name_of_loop).set(0)
+        self.joined = True
 
     async def process(self, batches: dict[TopicPartition, list[Any]]) -> None:
         raise NotImplementedError

@@ -3,6 +3,7 @@ document the leader publishes (`pipeline.leader.fit_population`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from datetime import datetime
@@ -31,10 +32,15 @@ def models_adopted(document: dict[str, Any]) -> None:
     metrics.MODEL_READY.labels("rfm").set(1 if document.get("rfm") else 0)
     if "min_auc" in churn:
         metrics.MODEL_QUALITY_FLOOR.labels("churn", "roc_auc").set(float(churn["min_auc"]))
+    labels, positives = int(churn.get("labels") or 0), int(churn.get("positives") or 0)
+    measurable = 0 < positives < labels  # both classes: a ROC AUC of one class is 0, not a score
     for measure in CHURN_MEASURES:
         value = churn.get(measure)
-        if isinstance(value, int | float) and math.isfinite(value):
+        if measurable and isinstance(value, int | float) and math.isfinite(value):
             metrics.MODEL_QUALITY.labels("churn", measure).set(float(value))
+        else:  # no figure rather than a placeholder an alert would take for a bad model
+            with contextlib.suppress(KeyError):
+                metrics.MODEL_QUALITY.remove("churn", measure)
     refit = document.get("refit") or {}
     if refit.get("kept_previous"):
         metrics.MODEL_REFITS_KEPT.inc()

@@ -25,14 +25,14 @@ from pipeline.logs import Throttle
 from pipeline.scorer import Outcome, Scorer
 from pipeline.settings import Settings
 from pipeline.user_triggers import trigger_row
-from schemas.validation import Rejection
+from schemas.validation import INTERNAL_ERROR, Rejection
 from sinks.base import BatchingSink
 
 log = logging.getLogger(__name__)
 
 
 def internal_error(exc: Exception) -> Rejection:
-    return Rejection("internal_error", None, f"{type(exc).__name__}: {exc}")
+    return Rejection(INTERNAL_ERROR, None, f"{type(exc).__name__}: {exc}")
 
 
 class ScoringOutputs:
@@ -180,11 +180,16 @@ class ScoringOutputs:
         if held is not None:
             more = f" ({held} more like it since the last line)" if held else ""
             dead = self.settings.topic_dead_letters
+            # The same as fields of their own in JSON lines.
+            extra = {
+                "topic": tp.topic, "partition": tp.partition, "offset": offset,
+                "reason": rejection.reason, "field": rejection.field, "held_back": held,
+            }  # fmt: skip
             if isinstance(exc, Rejection):
                 field = f" ({rejection.field})" if rejection.field else ""
                 log.warning("the record at %s is %s%s; it goes to %s%s",
-                            at, rejection.reason, field, dead, more)  # fmt: skip
+                            at, rejection.reason, field, dead, more, extra=extra)  # fmt: skip
             else:
                 log.error("scoring failed on the record at %s; it goes to %s%s",
-                          at, dead, more, exc_info=exc)  # fmt: skip
+                          at, dead, more, exc_info=exc, extra=extra)  # fmt: skip
         log.debug("the record at %s is %s", at, rejection)

@@ -58,6 +58,7 @@ class StatusService(Service):
         self._unsent = False  # the last report could not be sent (logged once)
         self._task: asyncio.Task[None] | None = None
         self.last_report: WorkerReport | None = None  # the last check's
+        self.last_tick = time.monotonic()  # when the loop last checked (the /healthz beat)
 
     async def on_start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -102,8 +103,11 @@ class StatusService(Service):
         )
 
     def verdict(self, report: WorkerReport) -> str | None:
-        """Why this worker is not ready (None when it is): stalled, restoring, catching up or
-        too far behind; the worker's own /readyz."""
+        """Why this worker is not ready (None when it is): not in its consumer groups yet,
+        stalled, restoring, catching up or too far behind; the worker's own /readyz."""
+        joining = [e.checkpoint_watch.engine for e in self.engines if not e.joined]
+        if joining:
+            return f"has not joined the consumer group of its {', '.join(joining)} engine yet"
         if report.stalled:
             return f"stalled: {report.reason}"
         return behind(report, self.settings.ready_max_lag_seconds)
@@ -112,6 +116,7 @@ class StatusService(Service):
         while not self.should_stop:
             try:
                 report = self.check()
+                self.last_tick = time.monotonic()
                 self.last_report = report
                 # At once when what /readyz decides from changes; else every few seconds.
                 said = (report.partitions, report.stalled, self.verdict(report) is None)
@@ -124,10 +129,12 @@ class StatusService(Service):
             await self.sleep(self.tick)
 
     async def _send(self, report: WorkerReport) -> bool:
-        """Send a report, waiting at most a tick: a broker that does not answer must not hold
-        up the checks (the API counts a worker that does not report as not ready)."""
+        """Send a report, waiting at most the report interval: a broker that does not answer
+        must not hold up the checks for long (the API counts a worker that does not report as
+        not ready)."""
         if self.producer is None:
             return False
+        timeout = max(self.every, 1.0)
         try:
             await asyncio.wait_for(
                 self.producer.send_and_wait(
@@ -135,11 +142,12 @@ class StatusService(Service):
                     key=self.worker.encode(),
                     value=report.encode(),
                 ),
-                timeout=max(self.tick, 1.0),
+                timeout=timeout,
             )
         except Exception as exc:  # the broker away: the checks go on, the API notices
             if not self._unsent:
-                log.warning("could not send the worker status (%s: %s)", type(exc).__name__, exc)
+                why = str(exc) or f"no answer within {timeout:g} s"
+                log.warning("could not send the worker status (%s: %s)", type(exc).__name__, why)
             self._unsent = True
             return False
         if self._unsent:

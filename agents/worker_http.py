@@ -1,63 +1,87 @@
-"""The worker's own HTTP endpoints on `WORKER_METRICS_PORT` (loopback by default):
+"""The worker's own HTTP endpoints on `WORKER_METRICS_PORT` (loopback by default), served from a
+thread of their own (the standard library's threading WSGI server, as prometheus_client's),
+so they answer within milliseconds while the event loop scores a backlog:
 
 - `GET /metrics`: Prometheus text exposition of `pipeline.metrics.WORKER`.
-- `GET /healthz`: 200 `{"status": "ok"}` while the process's event loop answers (a liveness
-  probe; a failed engine loop stops the process itself).
-- `GET /readyz`: 200 `{"ready": true, ...}` once the worker has checked its engines and none
-  is stalled, restoring, catching up since assignment or more than `READY_MAX_LAG_SECONDS`
-  behind; else 503 with `reasons` (a readiness probe: a rolling update waits for it).
+- `GET /healthz`: 200 `{"status": "ok"}` while the event loop runs its status check (every
+  second); 503 once it has not for `CHECKPOINT_STALL_SECONDS` (a loop stuck for good: a
+  liveness probe restarts the process).
+- `GET /readyz`: 200 `{"ready": true, ...}` once every engine has joined its consumer group and
+  none is stalled, restoring, catching up since assignment or more than
+  `READY_MAX_LAG_SECONDS` behind; else 503 with `reasons` (a readiness probe: a rolling update
+  waits for it).
 """
 
 from __future__ import annotations
 
-import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import orjson
-from aiohttp import web
 from mode import Service
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from agents.status import StatusService
 from pipeline.metrics import WORKER
 
-log = logging.getLogger(__name__)
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line per request (probes and scrapes come every few seconds)."""
 
 
 class WorkerHttp(Service):
-    """Serves /metrics, /healthz and /readyz on `host:port` until the worker stops."""
+    """Serves /metrics, /healthz and /readyz on `host:port` until the worker stops; a port in
+    use stops the start (without it nobody sees the worker's metrics)."""
 
     def __init__(self, host: str, port: int, status: StatusService, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.host, self.port, self.status = host, port, status
-        self._runner: web.AppRunner | None = None
+        self._metrics = make_wsgi_app(WORKER)
+        self._server: ThreadingWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     async def on_start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        # A port in use stops the start: without it nobody sees the worker's metrics.
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        server = make_server(self.host, self.port, self.app, ThreadingWSGIServer, _Quiet)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="worker-http", daemon=True
+        )
+        self._thread.start()
 
     async def on_stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(WORKER), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+    def app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _json(start_response, *self.health())
+        if path == "/readyz":
+            return _json(start_response, *self.readiness())
+        return self._metrics(environ, start_response)  # type: ignore[no-any-return]
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
-        return _json({"status": "ok"}, 200)
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """200 while the event loop checks the engines; 503 once it has not for the stall
+        time (it is stuck)."""
+        silent = time.monotonic() - self.status.last_tick
+        limit = self.status.settings.checkpoint_stall_seconds
+        if silent > limit:
+            why = f"the event loop has not run its status check for {silent:.0f} s"
+            return 503, {"status": "stuck", "reasons": [why]}
+        return 200, {"status": "ok"}
 
-    async def _readyz(self, _request: web.Request) -> web.Response:
+    def readiness(self) -> tuple[int, dict[str, Any]]:
         report = self.status.last_report
         if report is None:
-            return _json({"ready": False, "reasons": ["the worker is starting"]}, 503)
+            return 503, {"ready": False, "reasons": ["the worker is starting"]}
         why = self.status.verdict(report)
         body = {
             "ready": why is None,
@@ -67,8 +91,12 @@ class WorkerHttp(Service):
             "lag": report.lag,
             "lag_seconds": report.lag_seconds,
         }
-        return _json(body, 200 if why is None else 503)
+        return (200 if why is None else 503), body
 
 
-def _json(body: dict[str, Any], status: int) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
+    data = orjson.dumps(body)
+    phrase = "200 OK" if status == 200 else "503 Service Unavailable"
+    start_response(phrase, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(data)))])  # fmt: skip
+    return [data]

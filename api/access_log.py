@@ -7,7 +7,9 @@ address, all personal data. It is turned off (`access_log=False`) and this one w
 (``unmatched`` when none matched), the status and the time to the response's first byte.
 One line per problem: a 5xx at WARNING, a 4xx at INFO; answers below 400 at DEBUG (a line
 per point read would cost the API a tenth of its time and say nothing an operator reads;
-`lifecycle_api_requests_total` counts them).
+`lifecycle_api_requests_total` counts them). The probes (`/healthz`, `/readyz`, `/metrics`) at
+DEBUG whatever they answer: polled every few seconds, a not-ready spell would be a line each
+time; the API logs the change of readiness itself, once (`api.routes.health`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ import logging
 
 log = logging.getLogger("api.access")
 
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
 
 def log_request(method: str, route: str, status: int, seconds: float) -> None:
     """One line for a request: ``route`` is the route template (``/v1/users/{user_id}``),
     never the path as requested; ``seconds`` to the first byte of the response."""
-    level = logging.WARNING if status >= 500 else logging.INFO if status >= 400 else logging.DEBUG
+    if route in PROBES or status < 400:
+        level = logging.DEBUG
+    else:
+        level = logging.WARNING if status >= 500 else logging.INFO
     if not log.isEnabledFor(level):
         return
     ms = seconds * 1000

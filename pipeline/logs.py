@@ -31,9 +31,10 @@ LogFormat = Literal["text", "json"]
 _DROPPED_EXTRAS = ("color_message", "taskName")
 _LINE_ENDS = "\r\n"
 KAFKA_CLIENT_LOGGERS = ("aiokafka", "kafka")
-# The worker's framework: its INFO is start and stop chatter (a hundred lines) and timer
-# drift under load; written only when the level is DEBUG.
-FRAMEWORK_LOGGERS = ("mode", "faust")
+# Libraries whose INFO is chatter (the worker's framework starting and stopping, a hundred
+# lines; Kafka clients' connections; each HTTP request `lifecycle up` makes): from WARNING
+# unless the level is DEBUG.
+FRAMEWORK_LOGGERS = ("mode", "faust", "httpx", "httpcore")
 # Most exceptions of a chain (`raise ... from ...`) a line names.
 _CHAIN_DEPTH = 4
 
@@ -159,12 +160,14 @@ def configure_logging(level: str | int, fmt: LogFormat, stream: IO[str] | None =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(number)
-    # The Kafka clients' DEBUG is every request and response, records' bytes included,
-    # hundreds of lines a second: never written, whatever the level.
-    for name in KAFKA_CLIENT_LOGGERS:
-        logging.getLogger(name).setLevel(max(number, logging.INFO))
+    quiet = number if number <= logging.DEBUG else max(number, logging.WARNING)
     for name in FRAMEWORK_LOGGERS:
-        logging.getLogger(name).setLevel(number if number <= logging.DEBUG else logging.WARNING)
+        logging.getLogger(name).setLevel(quiet)
+    # The Kafka clients' DEBUG is every request and response, records' bytes included,
+    # hundreds of lines a second: never written, whatever the level; their INFO (connections,
+    # group joins) only at DEBUG.
+    for name in KAFKA_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(quiet, logging.INFO))
     # Libraries that set up handlers of their own log through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()

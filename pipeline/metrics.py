@@ -9,7 +9,7 @@ here (a test checks). Units are in the names (`_seconds`, `_bytes`, `_total`).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -61,6 +61,19 @@ def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
     for bucket, count in zip(histogram._buckets, counts, strict=True):
         if count:
             bucket.inc(count)
+
+
+def initialise_worker(rules: Iterable[str], topics: Iterable[str], reasons: Iterable[str]) -> None:
+    """Every trigger rule's and every input topic's counters at 0 from the start: a labelled
+    series that appears only with its first increment loses that burst to `increase()` and
+    `rate()` (the alert on a rule firing for most users would miss its first hour)."""
+    for rule in rules:
+        TRIGGERS.labels(rule)
+    for topic in topics:
+        for counter in (EVENTS_IN, EVENTS_SCORED, DUPLICATES, ERASED_EVENTS):
+            counter.labels(topic)
+        for reason in reasons:
+            DEAD_LETTERS.labels(topic, reason)
 
 
 def _worker_counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -263,7 +276,8 @@ VIEW_USERS = Gauge("lifecycle_api_view_users", "Users in the API's scores view",
 API_READY = Gauge("lifecycle_api_ready", "1 when /readyz answers ready, else 0", registry=API)
 STALLED_WORKERS = Gauge(
     "lifecycle_api_stalled_workers",
-    "Workers holding readiness back: stalled, or silent while the latest owner of a partition",
+    "Workers holding readiness back (the answer's stalled_workers): stalled, silent while the "
+    "latest owner of a partition, restoring, catching up since assignment, or behind",
     registry=API,
 )
 INGESTED = Counter(

@@ -78,11 +78,16 @@ def readiness(
             reasons.append("no worker has reported yet")
         else:
             last = max(reports, key=lambda r: r.reported_at)
-            what = "stopped" if last.stopped else "reported"
-            reasons.append(
-                f"no worker is running: the last report ({last.worker}, {what}) is "
-                f"{now - last.reported_at:.0f} s old"
-            )
+            if last.stopped:
+                reasons.append(
+                    f"no worker is running: the last ({last.worker}) stopped "
+                    f"{now - last.reported_at:.0f} s ago"
+                )
+            else:
+                reasons.append(
+                    f"no worker has reported for {stall_seconds:g} s (CHECKPOINT_STALL_SECONDS): "
+                    f"the last report, from {last.worker}, is {now - last.reported_at:.0f} s old"
+                )
     return Readiness(not reasons, reasons, len(running), held)
 
 

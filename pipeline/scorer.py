@@ -24,7 +24,7 @@ from pipeline.stream.watermark import PartitionWatermark
 from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
 from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
-from schemas.validation import INVALID_AMOUNT, Rejection
+from schemas.validation import INVALID_AMOUNT, UNKNOWN_TOPIC, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class Scorer:
         """Validate one message of an input topic; raises Rejection."""
         kind = self.topic_kinds.get(topic)
         if kind is None:
-            raise Rejection("unknown_topic", None, f"{topic} is not an input topic")
+            raise Rejection(UNKNOWN_TOPIC, None, f"{topic} is not an input topic")
         now = now or datetime.now(tz=UTC)
         event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
         try:

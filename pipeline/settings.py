@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     # Sink batching.
     sink_flush_rows: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=0.5, gt=0)
+    # Rows the sink holds while ClickHouse refuses or is out; past it the worker stops scoring
+    # (its loop fails and restarts from the last checkpoint) rather than drop rows.
+    sink_max_buffered_rows: int = Field(default=1_000_000, gt=0)
 
     @field_validator("kafka_bootstrap")
     @classmethod

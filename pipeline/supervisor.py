@@ -165,6 +165,8 @@ def run_up(demo: bool = True) -> int:
             for path in _clear_previous_run(settings):
                 print(f"the embedded broker starts empty: cleared the previous run's {path}")
         logs.mkdir(parents=True, exist_ok=True)
+        for log in logs.glob("*.log"):  # this run's logs start empty; the last run's stay
+            log.replace(log.with_suffix(".log.1"))
         env = _embedded_env(settings) if embedded else dict(os.environ)
         if embedded:
             proc = start_tansu(

@@ -74,23 +74,29 @@ def banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
 
 
 def status(settings: Settings) -> str:
-    """One line: events scored, dead letters, users; why not ready; alerts firing."""
+    """One line: events scored, dead letters, users; why not ready; alerts firing. Each part
+    is asked for on its own: one that does not answer does not hide the others."""
     host = settings.api_host
+    parts: list[str] = []
     try:
-        text = httpx.get(f"http://{host}:{settings.worker_metrics_port}/metrics", timeout=1.0).text
-        ready = httpx.get(f"http://{host}:{settings.api_port}/readyz", timeout=1.0).json()
+        url = f"http://{host}:{settings.worker_metrics_port}/metrics"
+        text = httpx.get(url, timeout=2.0).text
+        scored = metric_sum(text, "lifecycle_events_scored_total")
+        dead = metric_sum(text, "lifecycle_dead_letters_total")
+        parts.append(f"{int(scored)} events scored, {int(dead)} dead letters")
+    except httpx.HTTPError:
+        parts.append("the worker's metrics do not answer")
+    try:
+        ready = httpx.get(f"http://{host}:{settings.api_port}/readyz", timeout=2.0).json()
+        parts.append(f"{ready.get('users', 0)} users")
+        if not ready.get("ready"):
+            parts.append("not ready: " + "; ".join(ready.get("reasons") or ["unknown"]))
     except (httpx.HTTPError, ValueError):
-        return "status: not reachable"
-    scored = metric_sum(text, "lifecycle_events_scored_total")
-    dead = metric_sum(text, "lifecycle_dead_letters_total")
-    users = ready.get("users", 0)
-    line = f"status: {int(scored)} events scored, {int(dead)} dead letters, {users} users"
-    if not ready.get("ready"):
-        line += "; not ready: " + "; ".join(ready.get("reasons") or ["unknown"])
+        parts.append("the API does not answer")
     firing = _firing(settings)
     if firing:
-        line += f"; alerts firing: {', '.join(firing)}"
-    return line
+        parts.append(f"alerts firing: {', '.join(firing)}")
+    return "status: " + ", ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:])
 
 
 def _firing(settings: Settings) -> list[str]:

@@ -23,6 +23,7 @@ from pipeline.domain.triggers import load_rules
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
+from schemas.validation import REASONS
 from sinks.base import BatchingSink
 from sinks.chdb import ChdbClient
 from sinks.exceptions import SinkError
@@ -116,10 +117,11 @@ def build_worker(settings: Settings) -> faust.Worker:
     """The worker and its services; logging is the process's own (`pipeline.logs`), set up
     before this: mode's set-up (coloured console lines) and Faust's spinner are turned off."""
     rules = load_rules(settings.triggers_file)  # an invalid rules file stops the start here
+    metrics.initialise_worker(rules.names, settings.input_topics, REASONS)
     wiring = create_app(settings)
     client = open_client(settings)
     client.ensure_schema(settings.raw_event_retention_days)
-    sink = BatchingSink(client)
+    sink = BatchingSink(client, settings.sink_max_buffered_rows)
     sink_service = SinkService(sink, settings.sink_flush_seconds)
     scorer = Scorer(
         settings,

@@ -44,6 +44,16 @@ CONFLICTING_DUPLICATE = "conflicting_duplicate"  # an event_id reused with anoth
 UNKNOWN_ORDER = "unknown_order"  # a refund of an order this user was never seen paying
 CONFLICTING_ORDER = "conflicting_order"  # an order paid again with another amount or currency
 SINK_REJECTED = "sink_rejected"  # valid, but the store refused its row
+# Faults of ours, not of the record.
+INTERNAL_ERROR = "internal_error"
+UNKNOWN_TOPIC = "unknown_topic"
+# Every reason a record of an input topic can be dead-lettered for (the metric's labels).
+REASONS = (
+    TOO_LARGE, NOT_UTF8, NOT_JSON, NOT_AN_OBJECT, MISSING_FIELD, EMPTY_FIELD, UNKNOWN_TYPE,
+    UNKNOWN_FIELD, WRONG_TYPE, INVALID_AMOUNT, UNKNOWN_CURRENCY, INVALID_TIMESTAMP,
+    FUTURE_TIMESTAMP, INVALID_FIELD, CONFLICTING_DUPLICATE, UNKNOWN_ORDER, CONFLICTING_ORDER,
+    INTERNAL_ERROR, UNKNOWN_TOPIC,
+)  # fmt: skip
 
 _WRONG_TYPE_ERRORS = frozenset(
     {

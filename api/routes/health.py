@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import lru_cache
 from typing import Any
@@ -17,6 +18,8 @@ from pipeline.metrics import API, API_READY, STALLED_WORKERS, VIEW_USERS
 from pipeline.readiness import readiness
 from pipeline.settings import Settings
 from pipeline.worker_status import WorkerReport
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -52,6 +55,7 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
         )  # fmt: skip
         reasons.extend(verdict.reasons)
         workers, stalled = verdict.workers, verdict.stalled
+    _log_change(request, reasons)
     API_READY.set(0 if reasons else 1)
     STALLED_WORKERS.set(stalled)
     return {
@@ -62,6 +66,18 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
         "stalled_workers": stalled,
         "reasons": reasons,
     }
+
+
+def _log_change(request: Request, reasons: list[str]) -> None:
+    """One line when readiness changes: not ready (WARNING, with why), ready again (INFO)."""
+    was = getattr(request.app.state, "was_ready", None)
+    now = not reasons
+    if was is not None and was != now:
+        if now:
+            log.info("ready")
+        else:
+            log.warning("not ready: %s", "; ".join(reasons))
+    request.app.state.was_ready = now
 
 
 @router.get("/healthz", responses=ok(HEALTHY, "the process is up"))

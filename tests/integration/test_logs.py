@@ -115,6 +115,12 @@ def test_the_dead_letter_is_one_line_with_its_position_and_reason(stopped: Runni
     assert message.startswith(f"the record at {chat}[")
     assert f"is invalid_timestamp (ts); it goes to {stopped.settings.topic_dead_letters}" in message
     assert "\n" not in message
+    assert (found[0]["topic"], found[0]["reason"], found[0]["field"]) == (
+        chat,
+        "invalid_timestamp",
+        "ts",
+    )
+    assert isinstance(found[0]["offset"], int)
 
 
 def test_the_access_log_names_routes_not_paths(stopped: Running) -> None:

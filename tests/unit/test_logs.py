@@ -211,11 +211,12 @@ def test_the_access_log_names_the_route_not_the_path(logs: io.StringIO) -> None:
     configure_logging("info", "json", logs)
     log_request("GET", "/v1/users/{user_id}", 200, 0.0018)  # an answer: DEBUG
     log_request("GET", "/v1/users/{user_id}", 404, 0.0018)  # a caller's problem: INFO
-    log_request("GET", "/readyz", 503, 0.001)  # ours: WARNING
+    log_request("GET", "/readyz", 503, 0.001)  # a probe: DEBUG (the change is logged once)
+    log_request("GET", "/v1/kpis", 503, 0.001)  # ours: WARNING
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     assert [(line["level"], line["message"]) for line in lines] == [
         ("INFO", "GET /v1/users/{user_id} 404 1.8 ms"),
-        ("WARNING", "GET /readyz 503 1.0 ms"),
+        ("WARNING", "GET /v1/kpis 503 1.0 ms"),
     ]
     assert lines[0]["route"] == "/v1/users/{user_id}"
     assert lines[0]["status"] == 404

@@ -111,6 +111,7 @@ class FakeEngine:
         self.partitions = partitions
         self.consumer = None  # not started: no lag is measured
         self.restoring = False
+        self.joined = True
 
     def owned_partitions(self) -> list[int]:
         return self.partitions
@@ -238,13 +239,16 @@ def test_a_worker_that_stopped_cleanly_owns_nothing() -> None:
     assert readiness([stopped, report("b", 1, [0, 1, 2, 3])], NOW, STALL).ready
     alone = readiness([stopped], NOW, STALL)
     assert not alone.ready
-    assert alone.reasons == ["no worker is running: the last report (a, stopped) is 30 s old"]
+    assert alone.reasons == ["no worker is running: the last (a) stopped 30 s ago"]
 
 
 def test_not_ready_when_every_report_is_old() -> None:
     verdict = readiness([report("a", 600)], NOW, STALL)
     assert not verdict.ready
-    assert verdict.reasons == ["no worker is running: the last report (a, reported) is 600 s old"]
+    assert verdict.reasons == [
+        "no worker has reported for 60 s (CHECKPOINT_STALL_SECONDS): the last report, from a, "
+        "is 600 s old"
+    ]
 
 
 # -- /readyz -------------------------------------------------------------------------------
@@ -308,6 +312,28 @@ async def test_readyz_answers_503_with_the_reason_of_a_stalled_worker(
     exposition = (await api.get("/metrics")).text
     assert "lifecycle_api_ready 0.0" in exposition
     assert "lifecycle_api_stalled_workers 1.0" in exposition
+
+
+async def test_a_change_of_readiness_is_logged_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="api.routes.health")
+    monkeypatch.setattr("api.routes.health.time.time", lambda: NOW)
+    status = {"a": report("a", 1, [0, 1, 2, 3]).encode()}
+    api = client(status)
+    for _ in range(3):
+        assert (await api.get("/readyz")).status_code == 200
+    status["a"] = report("a", 1, [0, 1, 2, 3], stalled=True).encode()
+    for _ in range(3):
+        assert (await api.get("/readyz")).status_code == 503
+    status["a"] = report("a", 1, [0, 1, 2, 3]).encode()
+    await api.get("/readyz")
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "api.routes.health"]
+    assert lines == [
+        ("WARNING", "not ready: worker a is stalled: checkpoints of the scoring engine have not "
+                    "completed for 62 s"),
+        ("INFO", "ready"),
+    ]  # fmt: skip
 
 
 async def test_readyz_still_waits_for_its_views(monkeypatch: pytest.MonkeyPatch) -> None:
