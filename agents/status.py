@@ -107,7 +107,8 @@ class StatusService(Service):
         stalled, restoring, catching up or too far behind; the worker's own /readyz."""
         joining = [e.checkpoint_watch.engine for e in self.engines if not e.joined]
         if joining:
-            return f"has not joined the consumer group of its {', '.join(joining)} engine yet"
+            engines = " and ".join(joining) + (" engines" if len(joining) > 1 else " engine")
+            return f"has not joined the consumer group of its {engines} yet"
         if report.stalled:
             return f"stalled: {report.reason}"
         return behind(report, self.settings.ready_max_lag_seconds)

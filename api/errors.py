@@ -11,7 +11,7 @@ from pydantic import BaseModel
 WHY = {
     401: "no X-API-Key header, or an unknown key",
     403: "a key that may not make this call",
-    404: "no such user",
+    404: "not found: no such user or erasure, or no models published yet",
     413: "the body or the batch is over its limit",
     422: "a parameter or body that is not valid, with what is wrong",
     429: "over the key's rate; Retry-After says when to send again",

@@ -40,7 +40,10 @@ class EventProducer:
     ) -> None:
         from kafka import KafkaProducer
 
-        config: dict[str, Any] = {"linger_ms": 5, "batch_size": 64 * 1024, "acks": 1}
+        # acks=1 leaves idempotence off (kafka-python would say so in a warning each time).
+        config: dict[str, Any] = {
+            "linger_ms": 5, "batch_size": 64 * 1024, "acks": 1, "enable_idempotence": False,
+        }  # fmt: skip
         config.update(producer_config)
         self.topics = dict(DEFAULT_TOPICS if topics is None else topics)
         self.backfill_id = backfill_id

@@ -164,7 +164,7 @@ async function showModels() {
   try {
     models = await api("/v1/models");
   } catch (error) {
-    if (error.status === 503) {  // nothing published yet
+    if (error.status === 404) {  // nothing published yet
       const dd = document.createElement("dd");
       dd.textContent = t("no_models");
       $("model-facts").replaceChildren(dd);

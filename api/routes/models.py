@@ -23,7 +23,7 @@ def current_models(view: CompactedView) -> dict[str, Any] | None:
     return None if raw is None else orjson.loads(raw)
 
 
-@router.get("", responses={**ok(MODELS), **errors(401, 403, 503)})
+@router.get("", responses={**ok(MODELS), **errors(401, 403, 404)})
 async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     """BG/NBD (`btyd`: r, alpha, a, b, time_unit, variant `bgnbd` or `mbgnbd`) and
     Gamma-Gamma (`gamma_gamma`: p, q, v) parameters in use; `refit`: the last refit's
@@ -39,12 +39,11 @@ async def get_models(request: Request, _key: ApiKey) -> dict[str, Any]:
     population's scale (the values at which scores 2 to 5 begin, its version, buyers), which
     every document is scored against; `population`: what the model leader fitted on (the
     partitions whose summaries it merged, their users, the buyers sampled, the churn labels);
-    versions. 503 before the model leader first publishes."""
+    versions. 404 before the model leader first publishes (nothing is wrong: there is no
+    model yet)."""
     models = current_models(request.app.state.models_view)
     if models is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "no models published yet: the worker refits"
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no models published yet: the worker refits")
     return models
 
 

@@ -129,13 +129,18 @@ class ChurnModel:
         return why
 
     def metrics(self) -> dict[str, Any]:
-        """Progressive-validation quality and label counts; `calibrated`: the Brier score
+        """Progressive-validation quality and label counts (`roc_auc` None until there are
+        labels of both classes); `calibrated`: the Brier score
         and calibration error of the Platt-scaled probabilities, measured out of sample
         (two folds), with the scaling's a and b (None before `calibrate`)."""
         calibrated = self._calibrated
         return {
             "log_loss": float(self._log_loss.get()) + 0.0,
-            "roc_auc": float(self._roc_auc.get()) + 0.0,  # River gives -0.0 when empty
+            # No AUC without labels of both classes (River answers 0 then, which reads as a
+            # model worse than guessing).
+            "roc_auc": float(self._roc_auc.get()) + 0.0
+            if 0 < self._positives < self._labels
+            else None,
             "brier": self._calibration.brier(),
             "calibration_error": self._calibration.expected_error(),
             "labels": self._labels,

@@ -178,9 +178,9 @@ def outlook(running: Running, user: str, **params: str | float) -> httpx.Respons
     return running.get(f"/v1/users/{user}?{urlencode(params)}")
 
 
-def test_models_are_503_before_a_refit_and_refit_needs_the_admin_key(running: Running) -> None:
+def test_models_are_404_before_a_refit_and_refit_needs_the_admin_key(running: Running) -> None:
     before = running.get("/v1/models")
-    assert before.status_code == 503
+    assert before.status_code == 404  # no model yet: not a server error (the 5xx alert)
     assert before.headers["content-type"].startswith("application/json")
     assert before.json()["detail"]
     assert running.get("/v1/models", key=None).status_code == 401
@@ -188,7 +188,7 @@ def test_models_are_503_before_a_refit_and_refit_needs_the_admin_key(running: Ru
     assert as_reader.status_code == 403
     assert as_reader.json()["detail"]
     assert post(running, "/v1/models/refit", None).status_code == 401
-    assert running.get("/v1/models").status_code == 503  # neither started a refit
+    assert running.get("/v1/models").status_code == 404  # neither started a refit
 
 
 def test_a_refit_recovers_the_simulated_parameters(
