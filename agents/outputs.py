@@ -78,7 +78,8 @@ class ScoringOutputs:
 
     async def send(self, outcome: Outcome) -> None:
         """An outcome's triggers, its stage changes and corrections (the `stage_transitions`
-        rows, `valid` 0 for a retracted one), and its live comment for the room rules."""
+        rows, `valid` 0 for a retracted one), held refunds refused since they were held (to
+        dead-letters, offset -1), and its live comment for the room rules."""
         await self.fire(outcome.fired)
         if outcome.transitions:
             topic = self.settings.topic_stage_changes
@@ -89,6 +90,16 @@ class ScoringOutputs:
                             topic, key=row["user_id"].encode(), value=orjson.dumps(row)
                         )
                     )
+        for late in outcome.dead_letters:  # held refunds refused after they were held
+            rejection = late.rejection
+            metrics.DEAD_LETTERS.labels(late.topic, rejection.reason).inc()
+            self.log_rejection(rejection, rejection, TopicPartition(late.topic, late.partition), -1)
+            value = dead_letter(rejection, late.topic, late.partition, -1, late.key, late.value)
+            self.sends.append(
+                await self.producer.send(
+                    self.settings.topic_dead_letters, key=late.key, value=value
+                )
+            )
         comment = outcome.room_comment
         if comment is not None:
             self.sends.append(

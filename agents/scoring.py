@@ -146,12 +146,17 @@ class ScoringEngine(BatchEngine):
                     duplicates[tp.topic] += 1
                     if outcome.duplicate_order:
                         metrics.DUPLICATE_ORDERS.labels(tp.topic).inc()
-                else:
-                    scored[tp.topic] += 1
+                elif not outcome.held:  # a held refund counts when its payment comes
+                    scored[tp.topic] += 1 + outcome.released
                     if not history:
                         outputs.applied(prepared.fact.ts_ms, record.timestamp)
                 outputs.record(outcome, changed)
-                if outcome.fired or outcome.room_comment is not None or outcome.transitions:
+                if (
+                    outcome.fired
+                    or outcome.room_comment
+                    or outcome.transitions
+                    or outcome.dead_letters
+                ):
                     await outputs.send(outcome)
             for topic in ended:  # a backfill's end marker comes after its events
                 watermark.end_backfill(topic)
@@ -170,6 +175,7 @@ class ScoringEngine(BatchEngine):
             if user is not None and owner in self.partitions and user_id not in changed:
                 scorer.store.put(user, owner)  # the triggers it fires change its state
                 changed[user_id] = user
+        metrics.HELD_REFUNDS.set(scorer.held.count(scorer.store))
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in duplicates.items():

@@ -99,6 +99,11 @@ DUPLICATE_ORDERS = _worker_counter(
     "Payments of an order already paid, under a new event id (dropped; also in duplicates)",
     ("topic",),
 )
+HELD_REFUNDS = _worker_gauge(
+    "lifecycle_held_refunds",
+    "Refunds held until their order's payment comes (counted as neither scored nor dead "
+    "letters yet)",
+)
 DEAD_LETTERS = _worker_counter(
     "lifecycle_dead_letters_total", "Messages rejected to dead-letters", ("topic", "reason")
 )

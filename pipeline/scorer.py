@@ -13,16 +13,18 @@ from pipeline.domain.document import score_document
 from pipeline.domain.facts import AmountOutOfRange, to_fact
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import Fact, Transition, UserState, advance, apply, event_digest
+from pipeline.domain.state import PAID, Fact, Transition, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.enrich import Enricher
+from pipeline.held_refunds import HeldRefunds, LateDeadLetter
 from pipeline.rows import event_row, score_row, transition_row
 from pipeline.settings import Settings
 from pipeline.store import UserStore
 from pipeline.stream.watermark import PartitionWatermark
 from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
 from schemas.events import AnyEvent, Kind
+from schemas.order import OrderEvent
 from schemas.scores import ScoreDocument
 from schemas.validation import INVALID_AMOUNT, UNKNOWN_TOPIC, Rejection
 
@@ -64,10 +66,29 @@ class Outcome:
     user: UserState | None = None
     fired: list[tuple[Fired, bytes]] = field(default_factory=list)
     room_comment: RoomComment | None = None
+    held: bool = False  # a refund held until its order's payment comes (held_refunds.py)
+    released: int = 0  # held refunds applied with this outcome (after their payment)
+    dead_letters: list[LateDeadLetter] = field(default_factory=list)  # held ones refused
+
+    def merge(self, other: Outcome) -> None:
+        """Another outcome of the same user (a released refund) into this one."""
+        self.transitions += other.transitions
+        self.rows += other.rows
+        self.fired += other.fired
+        self.history_gap = self.history_gap or other.history_gap
+        self.released += 1
 
 
 def _encoded(fired: list[Fired], now: datetime) -> list[tuple[Fired, bytes]]:
     return [(f, encode_trigger(f, now)) for f in fired]
+
+
+def _verdict(user: UserState, fact: Fact) -> orders.Verdict:
+    """The order ledger's verdict on an event; raises Rejection."""
+    try:
+        return orders.check(user, fact)
+    except orders.OrderRefused as exc:
+        raise Rejection(exc.reason, "order_id", exc.detail) from exc
 
 
 def rules_from(settings: Settings) -> StageRules:
@@ -109,6 +130,7 @@ class Scorer:
         self.watermarks: dict[int, PartitionWatermark] = {}
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
+        self.held = HeldRefunds(self.lateness_ms, settings.topic_order)
         # Users whose documents are written again with the next batch (silent users, once a
         # ready churn model of a new version is in use).
         self.rescore: set[str] = set()
@@ -123,7 +145,9 @@ class Scorer:
         timers = self.timers.get(partition)
         if timers is None:
             timers = self.timers[partition] = DueTimers()
-            for user in self.store.users_of(partition):
+            users = list(self.store.users_of(partition))
+            self.held.adopt(partition, users)
+            for user in users:
                 settled = max(user.stage_since_ms or 0, user.clock_ms or 0)
                 timers.schedule(user.user_id, next_due(user, self.rules, settled))
                 self.enricher.track(user)
@@ -161,6 +185,9 @@ class Scorer:
             clock = watermark.value()
         if clock is None:
             return outcomes
+        expired = self.held.expire(partition, self.store, clock)
+        if expired:
+            outcomes.append(Outcome(document=None, transitions=[], dead_letters=expired))
         # Settled strictly before the watermark: another topic of the partition may still
         # bring an event stamped at the watermark's own time, and it is on time.
         clock -= 1
@@ -208,14 +235,21 @@ class Scorer:
         rows: list[tuple[str, dict[str, Any]]] = [
             ("stage_transitions", transition_row(t, now, user.version)) for t in transitions
         ]
-        doc = None
+        outcome = Outcome(document=None, transitions=transitions, rows=rows, user=user)
         if document:
-            doc = self.document(user, now)
-            rows.append(("user_scores", score_row(doc)))
-            fired = fired + self.triggers.on_document(user, doc)
+            self._with_document(outcome, user, now)
         encoded = _encoded(fired, now)
+        outcome.fired[:0] = encoded
         rows += [("triggers", trigger_row(f, now)) for f, _ in encoded]
-        return Outcome(document=doc, transitions=transitions, rows=rows, user=user, fired=encoded)
+        return outcome
+
+    def _with_document(self, outcome: Outcome, user: UserState, now: datetime) -> None:
+        """The user's document into the outcome, with the triggers of rules on it."""
+        doc = outcome.document = self.document(user, now)
+        outcome.rows.append(("user_scores", score_row(doc)))
+        fired = _encoded(self.triggers.on_document(user, doc), now)
+        outcome.fired += fired
+        outcome.rows += [("triggers", trigger_row(f, now)) for f, _ in fired]
 
     def event_clock_ms(self) -> int | None:
         """The latest partition watermark of this scorer, for the metric."""
@@ -256,10 +290,14 @@ class Scorer:
         payment of an order already paid (`duplicate_order`). The id is remembered in the same
         state record as the event's effect, so the two cannot part.
 
+        A refund of an order the ledger does not hold is held until its payment comes
+        (`held` set; `pipeline.held_refunds`); the payment's outcome then carries it
+        (`released`), as if the two had come in event-time order.
+
         Raises Rejection: `conflicting_duplicate` for an event id the user had with another
-        payload (a producer reusing ids), `unknown_order` for a refund of an order the user's
-        ledger does not hold, `conflicting_order` for an order paid again with another amount.
-        The state is unchanged then.
+        payload (a producer reusing ids), `unknown_order` for a refund whose payment cannot
+        come on time any more or that is dated before its payment, `conflicting_order` for an
+        order paid again with another amount. The state is unchanged then.
         """
         now = now or datetime.now(tz=UTC)
         topic, event, fact = prepared
@@ -270,10 +308,7 @@ class Scorer:
             # again (the table collapses repeated rows), in case a crash lost the sink's buffer.
             rows = [("events", event_row(topic, event, fact, now))]
             return Outcome(document=None, transitions=[], rows=rows, duplicate=True)
-        try:
-            verdict = orders.check(user, fact)
-        except orders.OrderRefused as exc:
-            raise Rejection(exc.reason, "order_id", exc.detail) from exc
+        verdict = _verdict(user, fact)
         if verdict == "duplicate_order":
             # The same payment under a new event id: nothing changes, and no row is written
             # (the events table would count the order twice). Its id is remembered, so a
@@ -281,6 +316,41 @@ class Scorer:
             self.dedup.remember(user, digest, fact, self.watermark(partition).value())
             self.store.put(user, partition)
             return Outcome(document=None, transitions=[], duplicate=True, duplicate_order=True)
+        if verdict == "unpaid":
+            mark = self.watermark(partition).value()
+            self.held.hold(user, fact, event.model_dump_json(), partition, mark)
+            self.dedup.remember(user, digest, fact, mark)
+            self.store.put(user, partition)
+            return Outcome(document=None, transitions=[], held=True)
+        if fact.type != PAID or fact.order_id not in user.held_refunds:
+            return self._apply(prepared, user, digest, partition, now, document)
+        outcome = self._apply(prepared, user, digest, partition, now, document=False)
+        for held in self.held.release(user, fact.order_id, partition):
+            refund = OrderEvent.model_validate_json(held)
+            released = Prepared(topic, refund, to_fact(refund, self.settings.fx_rates))
+            try:
+                _verdict(user, released.fact)  # dated before the payment: unknown_order
+            except Rejection as exc:
+                dead = self.held.dead_letter(user.user_id, partition, held, exc)
+                outcome.dead_letters.append(dead)
+                continue
+            outcome.merge(self._apply(released, user, None, partition, now, document=False))
+        if document:
+            self._with_document(outcome, user, now)
+        return outcome
+
+    def _apply(
+        self,
+        prepared: Prepared,
+        user: UserState,
+        digest: int | None,
+        partition: int,
+        now: datetime,
+        document: bool,
+    ) -> Outcome:
+        """A checked event to its user (its id remembered, unless `digest` is None: a
+        released refund's was when it was held)."""
+        topic, event, fact = prepared
         self._timers(partition)  # this partition's users are in the population models
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
@@ -303,7 +373,8 @@ class Scorer:
         )
         fired += self.triggers.on_transitions(user, [t for t in current if t.at_ms < fact.ts_ms])
         fired += self.triggers.on_event(user, fact, [t for t in current if t.at_ms >= fact.ts_ms])
-        self.dedup.remember(user, digest, fact, mark)
+        if digest is not None:
+            self.dedup.remember(user, digest, fact, mark)
         self.store.put(user, partition)
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
@@ -341,6 +412,7 @@ class Scorer:
         partition = self.store.remove(user_id)
         self.rescore.discard(user_id)
         self.enricher.untrack(user_id)
+        self.held.discard(user_id)
         if partition is None:
             return False
         timers = self.timers.get(partition)
@@ -352,6 +424,7 @@ class Scorer:
         """The partition moved to another worker: drop its watermark, timers and users."""
         self.watermarks.pop(partition, None)
         self.timers.pop(partition, None)
+        self.held.forget(partition)
         for user in self.store.users_of(partition):
             self.enricher.untrack(user.user_id)
         self.store.drop_partition(partition)

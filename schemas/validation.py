@@ -183,10 +183,11 @@ class Validator:
             if rejection.reason == INVALID_TIMESTAMP:
                 rejection = self._time_problem(data.get("ts"), rejection, now_ms)
             raise rejection from exc
-        if event.ts_ms > now_ms + self.future_margin_ms:
-            ahead = (event.ts_ms - now_ms) / 1000
+        ts_ms = event.ts_ms
+        if ts_ms > now_ms + self.future_margin_ms:
+            ahead = (ts_ms - now_ms) / 1000
             raise Rejection(FUTURE_TIMESTAMP, "ts", f"{ahead:.0f}s in the future")
-        if event.ts_ms < self.earliest_ms:
+        if ts_ms < self.earliest_ms:
             hint = _seconds_hint(data.get("ts"), self.earliest_ms, now_ms + self.future_margin_ms)
             raise Rejection(
                 INVALID_TIMESTAMP,

@@ -33,14 +33,22 @@ def to_base_cents(amount: Decimal, currency: str, fx_rates: dict[str, float]) ->
     return int(cents.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+_NOT_PROPS = {"props"}
+_NOT_PROPS_OR_AMOUNT = {"props", "amount"}
+
+
 def canonical_payload(event: AnyEvent) -> bytes:
     """The event as the pipeline understood it, whatever the producer's spelling (key order,
-    `ts` as text or milliseconds, `"10.0"` or `10`): equal for a resend of the same event."""
+    `ts` as text or milliseconds, `"10.0"` or `10`): equal for a resend of the same event.
+
+    The bytes of `model_dump_json`, from the model's serializer directly (the method's own
+    Python steps cost a third as much again, on every event)."""
+    serializer = event.__pydantic_serializer__
     if isinstance(event, OrderEvent):  # "100.0" and "100.00" are one amount
-        body = event.model_dump_json(exclude={"props", "amount"}).encode()
+        body = serializer.to_json(event, exclude=_NOT_PROPS_OR_AMOUNT)
         body += format(event.amount.normalize(), "f").encode()
     else:
-        body = event.model_dump_json(exclude={"props"}).encode()
+        body = serializer.to_json(event, exclude=_NOT_PROPS)
     if event.props:
         body += orjson.dumps(event.props, option=orjson.OPT_SORT_KEYS)
     return body

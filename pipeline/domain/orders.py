@@ -3,8 +3,9 @@ at what its order paid, and monetary value is never negative.
 
 The ledger lives in the user's state record (`UserState.orders`), next to the event ids, and
 is bounded like them: orders paid within `horizon_ms` of the user's latest event, at most
-`max_orders` of them. A refund of an order that is not in it (never paid, or older than the
-ledger) cannot be capped, so it is refused with `unknown_order` rather than counted.
+`max_orders` of them. A refund of an order that is not in it cannot be capped: it is held
+until its payment comes (`pipeline.held_refunds`), or refused with `unknown_order` when the
+payment cannot come on time (never paid, or older than the ledger).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ CONFLICTING_ORDER = "conflicting_order"
 # A ledger entry: [cents paid, cents refunded so far, event time of the payment (ms)].
 PAID_AT, REFUNDED_AT, TS_AT = 0, 1, 2
 
-Verdict = Literal["apply", "duplicate_order"]
+Verdict = Literal["apply", "duplicate_order", "unpaid"]
 
 
 class OrderRefused(ValueError):
@@ -47,10 +48,11 @@ class OrderLimits:
 def check(state: UserState, fact: Fact) -> Verdict:
     """What to do with an order event before it touches the state.
 
-    Returns "apply", or "duplicate_order" for a payment of an order already paid with the
-    same amount (a retry under a new event id: it changes nothing). Raises OrderRefused for
-    a payment of an order already paid with another amount (`conflicting_order`) and for a
-    refund of an order the ledger does not hold or dated before its payment (`unknown_order`).
+    Returns "apply"; "duplicate_order" for a payment of an order already paid with the same
+    amount (a retry under a new event id: it changes nothing); "unpaid" for a refund of an
+    order the ledger does not hold (its payment may still come). Raises OrderRefused for a
+    payment of an order already paid with another amount (`conflicting_order`) and for a
+    refund dated before its order's payment (`unknown_order`).
     """
     if fact.type not in (PAID, REFUNDED) or fact.order_id is None:
         return "apply"
@@ -66,11 +68,7 @@ def check(state: UserState, fact: Fact) -> Verdict:
             f"base currency; this payment says {fact.amount_cents / 100:.2f}",
         )
     if entry is None:
-        raise OrderRefused(
-            UNKNOWN_ORDER,
-            f"refund of order {fact.order_id}, which this user was not seen paying (or paid "
-            "before the order ledger's horizon): send the payment first",
-        )
+        return "unpaid"
     if fact.ts_ms < entry[TS_AT]:
         # Whatever order the two arrive in: a refund dated before its payment refunds an
         # order that was not paid yet at its time.

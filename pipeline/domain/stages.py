@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 DAY_MS = 86_400_000
@@ -34,6 +34,11 @@ class StageRules:
     kept_interactions: int = 1024
     # Kept whatever the watermark says (the newest).
     min_kept_interactions: int = 128
+    # The thresholds in epoch ms, worked out once (they are read on every event).
+    active_window_ms: int = field(init=False, repr=False, compare=False)
+    new_window_ms: int = field(init=False, repr=False, compare=False)
+    silent_ms: int = field(init=False, repr=False, compare=False)
+    churned_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         days = (
@@ -52,22 +57,13 @@ class StageRules:
             raise ValueError("need 0 < silent_after_days < churned_after_days")
         if self.active_window_days <= 0 or self.new_window_days <= 0:
             raise ValueError("windows must be positive")
-
-    @property
-    def active_window_ms(self) -> int:
-        return int(self.active_window_days * DAY_MS)
-
-    @property
-    def new_window_ms(self) -> int:
-        return int(self.new_window_days * DAY_MS)
-
-    @property
-    def silent_ms(self) -> int:
-        return int(self.silent_after_days * DAY_MS)
-
-    @property
-    def churned_ms(self) -> int:
-        return int(self.churned_after_days * DAY_MS)
+        for name, threshold in (
+            ("active_window_ms", self.active_window_days),
+            ("new_window_ms", self.new_window_days),
+            ("silent_ms", self.silent_after_days),
+            ("churned_ms", self.churned_after_days),
+        ):
+            object.__setattr__(self, name, int(threshold * DAY_MS))
 
 
 def stage_at(

@@ -141,6 +141,9 @@ class UserState:
     seen_ids: dict[int, int] = field(default_factory=dict)
     # Recent paid orders by order_id: [cents paid, cents refunded, payment time] (orders.py).
     orders: dict[str, list[int]] = field(default_factory=dict)
+    # Refunds that came before their order's payment, by order_id: [event time ms, the refund
+    # as validated, JSON] (pipeline/held_refunds.py).
+    held_refunds: dict[str, list[list[Any]]] = field(default_factory=dict)
 
     def has_seen(self, digest: int) -> bool:
         return digest in self.seen_ids

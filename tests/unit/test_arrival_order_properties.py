@@ -31,10 +31,11 @@ def partition_of(user_id: str) -> int:
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> list[tuple[str, bytes]]:
+def histories(draw: st.DrawFn, pay_once: bool = False) -> list[tuple[str, bytes]]:
     """Events of up to six users over 150 days (inside the order ledger's horizon): likes,
-    chat messages, touches and orders (some paid twice, some refunded)."""
+    chat messages, touches and orders (some paid twice unless `pay_once`, some refunded)."""
     out: list[tuple[str, bytes]] = []
+    paid: set[str] = set()
     for n in range(draw(st.integers(1, 6))):
         user = f"u{n}"
         for i in range(draw(st.integers(1, 25))):
@@ -52,6 +53,10 @@ def histories(draw: st.DrawFn) -> list[tuple[str, bytes]]:
                 out.append((TOPIC["touch"], orjson.dumps(event)))
             else:
                 order = draw(st.sampled_from(["o1", "o2", "o3"]))
+                if pay_once and kind == "order_paid":
+                    if f"{user}-{order}" in paid:
+                        continue
+                    paid.add(f"{user}-{order}")
                 event = {**base, "type": kind, "order_id": f"{user}-{order}",
                          "amount": draw(st.sampled_from(["0", "10.00", "99.90"])),
                          "currency": "CNY"}  # fmt: skip
@@ -134,3 +139,49 @@ def test_a_resend_on_a_topic_read_far_behind_the_others_is_still_a_duplicate() -
     state = scorer.store.get("u1")
     assert state is not None
     assert state.interactions == 301
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories(pay_once=True), st.randoms(use_true_random=False))
+def test_any_arrival_order_within_the_lateness_gives_the_reference(
+    events: list[tuple[str, bytes]], rnd: Any
+) -> None:
+    """Producers that do not keep event-time order (a refund service and a payment service,
+    a backfill next to live traffic): each event may come up to the lateness bound after
+    later ones, on its own topic too. A refund that comes before its payment waits for it.
+
+    The reference is given every event, refused ones included. Each order is paid once: a
+    payment repeated under another event id keeps the time of the one that came first (the
+    one order dependence left, README). The partitions are settled at the reference's clock,
+    the latest event time of each, refused events included (the worker's watermark counts the
+    events it applied)."""
+    lateness = int(SETTINGS.lateness_seconds * 1000)
+    arrival = sorted(events, key=lambda m: orjson.loads(m[1])["ts"] + rnd.randint(0, lateness))
+    scorer = Scorer(SETTINGS, UserStore())
+    for topic, raw in arrival:
+        user = orjson.loads(raw)["user_id"]
+        try:
+            scorer.score(topic, raw, now=NOW, partition=partition_of(user))
+        except Rejection:
+            continue  # what the reference refuses too: it is given every event
+    clocks: dict[int, int] = {}
+    for _, raw in events:
+        event = orjson.loads(raw)
+        part = partition_of(event["user_id"])
+        clocks[part] = max(clocks.get(part, 0), event["ts"])
+    for partition in range(PARTITIONS):
+        for topic in SETTINGS.input_topics:
+            scorer.watermark(partition).read_up(topic, at_end=True)
+        scorer.sweep(partition, now=NOW, documents=False, clock_ms=clocks.get(partition))
+    references = reference_scores(events, SETTINGS, partition_of, now=NOW)
+    for user_id, ref in references.items():
+        state = scorer.store.get(user_id)
+        assert state is not None
+        document = orjson.loads(scorer.document(state, NOW).model_dump_json())
+        assert differences(document, ref) == [], user_id
+    expected = {
+        user_id: [(f.value if f else None, t.value, at) for f, t, at in ref.transitions]
+        for user_id, ref in references.items()
+        if ref.transitions
+    }
+    assert stage_histories(scorer, sorted(references)) == expected

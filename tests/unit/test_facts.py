@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
-from pipeline.domain.facts import UnknownCurrency, to_base_cents, to_fact
+from pipeline.domain.facts import UnknownCurrency, canonical_payload, to_base_cents, to_fact
 from pipeline.settings import DEFAULT_FX_TO_CNY
 from schemas.chat import ChatEvent
 from schemas.live import LiveEvent
@@ -125,3 +126,30 @@ def test_touch_sent_fact_is_not_an_interaction() -> None:
         event_id="e", user_id="u1", ts=AT, type="touch_sent", campaign_id="c", channel="p"
     )
     assert not to_fact(event, FX).is_interaction
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        LiveEvent(event_id="e1", type="gift", user_id="u1", ts=AT, room_id="r", session_id="s",
+                  value=5, props={"b": 1, "a": [1, 2]}),
+        ChatEvent(event_id="e2", type="message", user_id="u1", ts=AT, text="好"),
+        TouchEvent(event_id="e3", type="touch_sent", user_id="u1", ts=AT, campaign_id="c",
+                   channel="p"),
+        OrderEvent(event_id="e4", type="order_paid", user_id="u1", ts=AT, order_id="o1",
+                   amount=Decimal("100.50"), currency="CNY", items=[{"sku": "x"}]),
+    ],
+)  # fmt: skip
+def test_canonical_payload_keeps_the_bytes_event_ids_were_remembered_with(
+    event: LiveEvent | ChatEvent | OrderEvent | TouchEvent,
+) -> None:
+    """Payload digests are kept in users' state: the canonical form must stay byte for byte
+    what `model_dump_json` gave, or a replay after an upgrade reads as reused ids."""
+    if isinstance(event, OrderEvent):
+        expected = event.model_dump_json(exclude={"props", "amount"}).encode()
+        expected += format(event.amount.normalize(), "f").encode()
+    else:
+        expected = event.model_dump_json(exclude={"props"}).encode()
+    if event.props:
+        expected += orjson.dumps(event.props, option=orjson.OPT_SORT_KEYS)
+    assert canonical_payload(event) == expected

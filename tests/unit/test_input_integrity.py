@@ -103,7 +103,13 @@ def test_partial_refunds_add_up_to_the_order_at_most(scorer: Scorer) -> None:
 
 
 def test_a_refund_of_an_order_never_seen_is_refused_and_changes_nothing(scorer: Scorer) -> None:
-    problem = rejected(scorer, order("e9", "o-unknown", "50.00", type="order_refunded"))
+    # Another user's order moves the partition's watermark to TS; a refund more than the
+    # lateness (an hour) before it cannot be waiting for a payment still to come.
+    score(scorer, order("w1", "o-w", "1.00", user_id="u2"))
+    two_hours = 2 * 3600 * 1000
+    problem = rejected(
+        scorer, order("e9", "o-unknown", "50.00", type="order_refunded", ts=TS - two_hours)
+    )
     assert (problem.reason, problem.field) == ("unknown_order", "order_id")
     assert "o-unknown" in problem.detail
     assert scorer.store.get("u1") is None  # no user made up from it, monetary never -50.00
@@ -123,6 +129,19 @@ def test_a_refund_dated_before_its_payment_is_refused_whatever_the_arrival_order
     # At the payment's own time it is a refund.
     score(scorer, order("bp3", "o-8", "40.00", type="order_refunded", ts=TS))
     assert (user(scorer)["monetary"], user(scorer)["refund_count"]) == (0.0, 1)
+
+
+def test_a_refund_dated_before_its_payment_arriving_first_is_refused_when_the_payment_comes(
+    scorer: Scorer,
+) -> None:
+    assert score(scorer, order("bq2", "o-9", "40.00", type="order_refunded", ts=TS - 1000)).held
+    paid = score(scorer, order("bq1", "o-9", "40.00"))
+    assert paid.released == 0
+    [dead] = paid.dead_letters
+    assert (dead.rejection.reason, dead.rejection.field) == ("unknown_order", "order_id")
+    assert "dated before" in dead.rejection.detail
+    assert orjson.loads(dead.value)["event_id"] == "bq2"
+    assert (user(scorer)["monetary"], user(scorer)["refund_count"]) == (40.0, 0)
 
 
 def test_free_orders_count_in_frequency_and_recency_not_in_order_value(scorer: Scorer) -> None:
