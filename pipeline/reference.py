@@ -81,7 +81,9 @@ def reference_scores(
             seen.add((event.user_id, event.event_id))
             events[event.user_id].append(event)
     for history in events.values():
-        history.sort(key=lambda e: e.ts_ms)
+        # At the same millisecond a payment comes before a refund: a refund is unknown only
+        # when dated before its payment (whatever order the two came in).
+        history.sort(key=lambda e: (e.ts_ms, e.type == "order_refunded"))
     clocks: dict[int, int] = defaultdict(int)
     for user_id, history in events.items():
         part = partition_of(user_id)

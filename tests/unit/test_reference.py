@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.demo import topics_of
@@ -73,3 +74,25 @@ def test_streaming_equals_reference_on_demo_traffic(seed: int) -> None:
     assert {"potential", "active", "silent", "churned"} <= {s.value for s in stages if s}
     for user_id, ref in references.items():
         compare(documents[user_id], ref)
+
+
+@pytest.mark.parametrize("refund_first", [True, False])
+def test_a_refund_at_its_payments_own_millisecond_counts_whatever_came_first(
+    refund_first: bool,
+) -> None:
+    settings = Settings(clickhouse_url="memory://")
+    ts = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+    base = {"user_id": "u1", "ts": ts, "order_id": "o1", "currency": "CNY"}
+    paid = orjson.dumps({**base, "event_id": "p", "type": "order_paid", "amount": "10.00"})
+    refund = orjson.dumps({**base, "event_id": "r", "type": "order_refunded", "amount": "4.00"})
+    messages = [(settings.topic_order, refund), (settings.topic_order, paid)]
+    if not refund_first:
+        messages.reverse()
+    ref = reference_scores(messages, settings, lambda _: 0)["u1"]
+    assert (ref.refunds, ref.monetary_cents) == (1, 600)
+    scorer = Scorer(settings)
+    for topic, raw in messages:
+        scorer.score(topic, raw, now=datetime(2026, 11, 30, tzinfo=UTC))
+    state = scorer.store.get("u1")
+    assert state is not None
+    assert (state.refund_count, state.monetary_cents) == (1, 600)
