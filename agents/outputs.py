@@ -22,7 +22,8 @@ from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
 from pipeline.domain.triggers import Fired
 from pipeline.logs import Throttle
-from pipeline.scorer import Outcome, Scorer
+from pipeline.outcome import Outcome
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.user_triggers import trigger_row
 from schemas.validation import INTERNAL_ERROR, Rejection

@@ -38,7 +38,8 @@ from agents.outputs import ScoringOutputs
 from agents.partitions import OwnedPartition, recover_partition, take_changes
 from pipeline import metrics
 from pipeline.domain.state import UserState
-from pipeline.scorer import Prepared, Scorer
+from pipeline.outcome import Prepared
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from schemas.headers import is_backfill, is_end_marker
 from sinks.base import BatchingSink

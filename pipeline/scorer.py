@@ -3,84 +3,31 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from pipeline.dedup import Dedup
 from pipeline.domain import orders
-from pipeline.domain.document import score_document
 from pipeline.domain.facts import AmountOutOfRange, to_fact
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import PAID, Fact, Transition, UserState, advance, apply, event_digest
+from pipeline.domain.state import PAID, Fact, UserState, advance, apply, event_digest
 from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.enrich import Enricher
-from pipeline.held_refunds import HeldRefunds, LateDeadLetter
-from pipeline.rows import event_row, score_row, transition_row
+from pipeline.held_refunds import HeldRefunds
+from pipeline.outcome import Outcome, Prepared, Publication, RoomComment
+from pipeline.rows import event_row
 from pipeline.settings import Settings
 from pipeline.store import UserStore
 from pipeline.stream.watermark import PartitionWatermark
-from pipeline.user_triggers import UserTriggers, encode_trigger, outcome_row, trigger_row
-from schemas.events import AnyEvent, Kind
+from pipeline.user_triggers import UserTriggers, outcome_row
+from schemas.events import Kind
 from schemas.order import OrderEvent
 from schemas.scores import ScoreDocument
 from schemas.validation import INVALID_AMOUNT, UNKNOWN_TOPIC, Rejection
 
 log = logging.getLogger(__name__)
-
-
-class RoomComment(NamedTuple):
-    """A live comment, for the room rules (which see a room's comments from every user)."""
-
-    room_id: str
-    event_id: str
-    ts_ms: int
-    negative: bool
-    user_id: str
-
-
-class Prepared(NamedTuple):
-    """A validated event, ready to apply."""
-
-    topic: str
-    event: AnyEvent
-    fact: Fact
-
-
-@dataclass
-class Outcome:
-    """What scoring one event (or one sweep of a user) produced.
-
-    `user` is the user it changed; its score document comes with it when asked for at once,
-    or later from `Scorer.documents` for all the users a batch changed (computed once each).
-    """
-
-    document: ScoreDocument | None
-    transitions: list[Transition]
-    rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    duplicate: bool = False
-    duplicate_order: bool = False  # a payment of an order already paid, under a new event id
-    history_gap: bool = False  # too late to derive the history again (counts stay exact)
-    user: UserState | None = None
-    fired: list[tuple[Fired, bytes]] = field(default_factory=list)
-    room_comment: RoomComment | None = None
-    held: bool = False  # a refund held until its order's payment comes (held_refunds.py)
-    released: int = 0  # held refunds applied with this outcome (after their payment)
-    dead_letters: list[LateDeadLetter] = field(default_factory=list)  # held ones refused
-
-    def merge(self, other: Outcome) -> None:
-        """Another outcome of the same user (a released refund) into this one."""
-        self.transitions += other.transitions
-        self.rows += other.rows
-        self.fired += other.fired
-        self.history_gap = self.history_gap or other.history_gap
-        self.released += 1
-
-
-def _encoded(fired: list[Fired], now: datetime) -> list[tuple[Fired, bytes]]:
-    return [(f, encode_trigger(f, now)) for f in fired]
 
 
 def _verdict(user: UserState, fact: Fact) -> orders.Verdict:
@@ -131,6 +78,7 @@ class Scorer:
         self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
         self.held = HeldRefunds(self.lateness_ms, settings.topic_order)
+        self.publication = Publication(settings.base_currency, self.enricher, self.triggers)
         # Users whose documents are written again with the next batch (silent users, once a
         # ready churn model of a new version is in use).
         self.rescore: set[str] = set()
@@ -201,14 +149,12 @@ class Scorer:
             fired = self.triggers.on_transitions(user, transitions)
             user.version += 1
             self.store.put(user, partition)
-            outcomes.append(self._outcome(user, transitions, now, documents, fired))
+            outcomes.append(self.publication.outcome(user, transitions, now, documents, fired))
         return outcomes
 
     def document(self, user: UserState, now: datetime) -> ScoreDocument:
         """The user's score document as of the user's own event clock."""
-        at_ms = user.clock_ms or user.last_event_ms or int(now.timestamp() * 1000)
-        derived = self.enricher.derive(user, at_ms)
-        return score_document(user, self.settings.base_currency, now, derived)
+        return self.publication.document(user, now)
 
     def documents(
         self, users: list[UserState], now: datetime
@@ -216,40 +162,8 @@ class Scorer:
         """Documents and `user_scores` rows of users changed by a batch, once per user, with
         the triggers of rules on model scores that fired on them (and their `triggers` rows,
         which the caller writes)."""
-        out = []
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
-        for user in users:
-            document = self.document(user, now)
-            fired = _encoded(self.triggers.on_document(user, document), now)
-            out.append((document, score_row(document), fired))
-        return out
-
-    def _outcome(
-        self,
-        user: UserState,
-        transitions: list[Transition],
-        now: datetime,
-        document: bool,
-        fired: list[Fired],
-    ) -> Outcome:
-        rows: list[tuple[str, dict[str, Any]]] = [
-            ("stage_transitions", transition_row(t, now, user.version)) for t in transitions
-        ]
-        outcome = Outcome(document=None, transitions=transitions, rows=rows, user=user)
-        if document:
-            self._with_document(outcome, user, now)
-        encoded = _encoded(fired, now)
-        outcome.fired[:0] = encoded
-        rows += [("triggers", trigger_row(f, now)) for f, _ in encoded]
-        return outcome
-
-    def _with_document(self, outcome: Outcome, user: UserState, now: datetime) -> None:
-        """The user's document into the outcome, with the triggers of rules on it."""
-        doc = outcome.document = self.document(user, now)
-        outcome.rows.append(("user_scores", score_row(doc)))
-        fired = _encoded(self.triggers.on_document(user, doc), now)
-        outcome.fired += fired
-        outcome.rows += [("triggers", trigger_row(f, now)) for f, _ in fired]
+        return self.publication.documents(users, now)
 
     def event_clock_ms(self) -> int | None:
         """The latest partition watermark of this scorer, for the metric."""
@@ -336,7 +250,7 @@ class Scorer:
                 continue
             outcome.merge(self._apply(released, user, None, partition, now, document=False))
         if document:
-            self._with_document(outcome, user, now)
+            self.publication.with_document(outcome, user, now)
         return outcome
 
     def _apply(
@@ -379,7 +293,7 @@ class Scorer:
         self._timers(partition).schedule(
             user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
         )
-        outcome = self._outcome(user, transitions, now, document, fired)
+        outcome = self.publication.outcome(user, transitions, now, document, fired)
         outcome.history_gap = user.history_gaps > gaps
         outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
         outcome.rows += [("trigger_outcomes", outcome_row(o, now)) for o in touch_outcomes]

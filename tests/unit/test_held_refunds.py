@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from pipeline.held_refunds import MAX_HELD_PER_USER
-from pipeline.scorer import Outcome, Scorer
+from pipeline.outcome import Outcome
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore, decode_user, encode_user
 from schemas.validation import Rejection

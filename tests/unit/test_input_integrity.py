@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.scorer import Outcome, Scorer
+from pipeline.outcome import Outcome
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
 from schemas.validation import Rejection

@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from pipeline.domain.stages import DAY_MS
-from pipeline.scorer import Outcome, Scorer
+from pipeline.outcome import Outcome
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
 

@@ -27,7 +27,8 @@ from pipeline.domain.triggers import (
     trigger_id,
 )
 from pipeline.leader import adopt
-from pipeline.scorer import Outcome, Scorer
+from pipeline.outcome import Outcome
+from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore, decode_user, encode_user
 from pipeline.user_triggers import UserTriggers
