@@ -1,20 +1,24 @@
-"""What scoring an event produces: the outcome, its rows and triggers, and score documents."""
+"""What goes into scoring an event and what comes out: the validated event, the outcome with
+its rows and triggers, and score documents."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pipeline.domain.document import score_document
+from pipeline.domain.facts import AmountOutOfRange, to_fact
 from pipeline.domain.state import Fact, Transition, UserState
 from pipeline.domain.triggers import Fired
 from pipeline.enrich import Enricher
 from pipeline.held_refunds import LateDeadLetter
 from pipeline.rows import score_row, transition_row
+from pipeline.settings import Settings
 from pipeline.user_triggers import UserTriggers, encode_trigger, trigger_row
-from schemas.events import AnyEvent
+from schemas.events import AnyEvent, Kind
 from schemas.scores import ScoreDocument
+from schemas.validation import INVALID_AMOUNT, UNKNOWN_TOPIC, Rejection
 
 
 class RoomComment(NamedTuple):
@@ -63,6 +67,30 @@ class Outcome:
         self.fired += other.fired
         self.history_gap = self.history_gap or other.history_gap
         self.released += 1
+
+
+class Preparer:
+    """Validates messages of the input topics into events and their domain facts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.validator = settings.validator()
+        self.fx_rates = settings.fx_rates
+        self.topic_kinds: dict[str, Kind] = dict(
+            zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
+        )
+
+    def prepare(self, topic: str, raw: bytes, now: datetime | None = None) -> Prepared:
+        """Validate one message of an input topic; raises Rejection (`unknown_topic`, the
+        validator's reasons, `invalid_amount` beyond the bound in the base currency)."""
+        kind = self.topic_kinds.get(topic)
+        if kind is None:
+            raise Rejection(UNKNOWN_TOPIC, None, f"{topic} is not an input topic")
+        now = now or datetime.now(tz=UTC)
+        event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
+        try:
+            return Prepared(topic, event, to_fact(event, self.fx_rates))
+        except AmountOutOfRange as exc:
+            raise Rejection(INVALID_AMOUNT, "amount", str(exc)) from exc
 
 
 def encoded(fired: list[Fired], now: datetime) -> list[tuple[Fired, bytes]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.dedup import Dedup
 from pipeline.domain import orders
-from pipeline.domain.facts import AmountOutOfRange, to_fact
+from pipeline.domain.facts import to_fact
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
 from pipeline.domain.state import PAID, Fact, UserState, advance, apply, event_digest
@@ -16,16 +16,15 @@ from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.enrich import Enricher
 from pipeline.held_refunds import HeldRefunds
-from pipeline.outcome import Outcome, Prepared, Publication, RoomComment
+from pipeline.outcome import Outcome, Prepared, Preparer, Publication, RoomComment
 from pipeline.rows import event_row
 from pipeline.settings import Settings
 from pipeline.store import UserStore
 from pipeline.stream.watermark import PartitionWatermark
 from pipeline.user_triggers import UserTriggers, outcome_row
-from schemas.events import Kind
 from schemas.order import OrderEvent
 from schemas.scores import ScoreDocument
-from schemas.validation import INVALID_AMOUNT, UNKNOWN_TOPIC, Rejection
+from schemas.validation import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,9 @@ class Scorer:
         self.rules = rules_from(settings)
         self.rule_set = rules if rules is not None else load_rules(settings.triggers_file)
         self.triggers = UserTriggers(self.rule_set)
-        self.validator = settings.validator()
+        self.preparer = Preparer(settings)
+        # Validate one message of an input topic (`Preparer.prepare`); raises Rejection.
+        self.prepare = self.preparer.prepare
         self.order_limits = orders.OrderLimits(
             horizon_ms=int(settings.order_ledger_days * 86_400_000),
             max_orders=settings.order_ledger_max_orders,
@@ -70,9 +71,6 @@ class Scorer:
         self.trigger_max_age_ms = int(settings.trigger_max_age_seconds * 1000)
         self.lateness_ms = int(settings.lateness_seconds * 1000)
         self.store = store if store is not None else UserStore()
-        self.topic_kinds: dict[str, Kind] = dict(
-            zip(settings.input_topics, ("live", "chat", "order", "touch"), strict=True)
-        )
         # Watermark and stage timers per input partition; rebuilt from state after a restart.
         self.watermarks: dict[int, PartitionWatermark] = {}
         self.timers: dict[int, DueTimers] = {}
@@ -169,18 +167,6 @@ class Scorer:
         """The latest partition watermark of this scorer, for the metric."""
         values = [v for w in self.watermarks.values() if (v := w.value()) is not None]
         return max(values) if values else None
-
-    def prepare(self, topic: str, raw: bytes, now: datetime | None = None) -> Prepared:
-        """Validate one message of an input topic; raises Rejection."""
-        kind = self.topic_kinds.get(topic)
-        if kind is None:
-            raise Rejection(UNKNOWN_TOPIC, None, f"{topic} is not an input topic")
-        now = now or datetime.now(tz=UTC)
-        event = self.validator.validate(kind, raw, int(now.timestamp() * 1000))
-        try:
-            return Prepared(topic, event, to_fact(event, self.settings.fx_rates))
-        except AmountOutOfRange as exc:
-            raise Rejection(INVALID_AMOUNT, "amount", str(exc)) from exc
 
     def watermark(self, partition: int) -> PartitionWatermark:
         watermark = self.watermarks.get(partition)
