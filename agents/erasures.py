@@ -96,6 +96,12 @@ class Erasures:
         for erasure in self.due(owned, scorer.store.partition_of):
             user_id = erasure.user_id
             assert user_id is not None
+            user = scorer.store.get(user_id)
+            if user is not None and user.held_refunds:
+                # Refunds held for a payment go with the person: erased events, so the books
+                # still balance (they were counted in, and are neither scored nor dead).
+                held = sum(len(refunds) for refunds in user.held_refunds.values())
+                metrics.ERASED_EVENTS.labels(scorer.settings.topic_order).inc(held)
             found = scorer.erase(user_id)
             sink.erase(user_id)
             item = self.applied(erasure, found)

@@ -109,7 +109,8 @@ DEAD_LETTERS = _worker_counter(
 )
 ERASED_EVENTS = _worker_counter(
     "lifecycle_erased_events_total",
-    "Events dropped as read because their person was erased after they were recorded",
+    "Events dropped because their person was erased: read after the erasure, or refunds "
+    "held for a payment when it came",
     ("topic",),
 )
 EVENTS_COMMITTED = _worker_counter(

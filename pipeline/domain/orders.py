@@ -11,6 +11,7 @@ payment cannot come on time (never paid, or older than the ledger).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -75,9 +76,13 @@ def check(state: UserState, fact: Fact) -> Verdict:
         raise OrderRefused(
             UNKNOWN_ORDER,
             f"refund of order {fact.order_id} is dated before the order's payment "
-            f"({fact.ts_ms} ms < {entry[TS_AT]} ms, event time)",
+            f"({_iso(fact.ts_ms)} < {_iso(entry[TS_AT])}, event time)",
         )
     return "apply"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def refund_amount(state: UserState, fact: Fact) -> int:

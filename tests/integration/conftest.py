@@ -128,14 +128,16 @@ def worker_metric(running: Running, name: str) -> float:
 
 
 def books(running: Running) -> tuple[float, float]:
-    """The worker's events in, and events scored + duplicates + dead letters (equal once
-    every event read is accounted for)."""
+    """The worker's events in, and events scored + duplicates + dead letters + erased +
+    held refunds (equal once every event read is accounted for)."""
     accounted = sum(
         worker_metric(running, name)
         for name in (
             "lifecycle_events_scored_total",
             "lifecycle_duplicates_total",
             "lifecycle_dead_letters_total",
+            "lifecycle_erased_events_total",
+            "lifecycle_held_refunds",
         )
     )
     return worker_metric(running, "lifecycle_events_in_total"), accounted

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from pipeline.demo import topics_of
@@ -143,8 +144,8 @@ def test_a_refund_is_capped_and_an_unknown_one_refused(running: Running) -> None
     assert (doc["monetary"], doc["order_count"], doc["refund_count"]) == (0.0, 0, 0)
 
 
-HOLD = uid("hold")
-EXTRA = 2  # events sent by the test below, after SENT
+HOLD, GONE = uid("hold"), uid("gone")
+EXTRA = 3  # events sent by the two tests below, after SENT
 
 
 def test_a_refund_before_its_payment_waits_for_it(running: Running) -> None:
@@ -191,6 +192,29 @@ def test_a_reused_event_id_keeps_the_first_payload(running: Running) -> None:
     assert (doc["order_count"], doc["monetary"]) == (1, 100.0)
     refused = dead_letters(running)[uid("bh-e2")]
     assert refused["event"]["amount"] == "500.00"  # the producer finds the second payload
+
+
+def test_an_erased_person_s_held_refunds_go_with_them(running: Running) -> None:
+    wait_until(lambda: worker_metric(running, "lifecycle_held_refunds") == 0, 15, "none held")
+    refund = order("g-r", GONE, "o-g", "30.00", type="order_refunded")
+    with EventProducer(running.settings.kafka_bootstrap, topics=topics_of(running.settings)) as p:
+        p.send_raw(running.settings.topic_order, json.dumps(refund).encode(), key=GONE.encode())
+        p.flush()
+    wait_until(lambda: worker_metric(running, "lifecycle_held_refunds") == 1, 30, "held")
+    answer = httpx.delete(
+        f"{running.base_url}/v1/users/{GONE}", headers={"X-API-Key": "test-admin"}, timeout=5
+    )
+    assert answer.status_code == 202, answer.text
+    location = answer.headers["Location"]
+
+    def complete() -> dict[str, Any] | None:
+        body: dict[str, Any] = running.get(location).json()
+        return body if body["status"] == "complete" else None
+
+    assert wait_until(complete, 30, "the erasure")["state_found"] is True
+    assert worker_metric(running, "lifecycle_held_refunds") == 0
+    erased = f'lifecycle_erased_events_total{{topic="{running.settings.topic_order}"}}'
+    assert worker_metric(running, erased) == 1
 
 
 def test_the_books_balance(running: Running) -> None:
