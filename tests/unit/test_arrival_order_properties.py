@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2
 
-from pipeline.reference import differences, reference_scores
+from pipeline.reference import Reference, differences, reference_scores
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
@@ -73,6 +73,21 @@ def stage_histories(scorer: Scorer, users: list[str]) -> dict[str, list[Any]]:
     return out
 
 
+def assert_equals_reference(scorer: Scorer, references: dict[str, Reference]) -> None:
+    """Every user's document and settled stage history are the reference's."""
+    for user_id, ref in references.items():
+        state = scorer.store.get(user_id)
+        assert state is not None
+        document = orjson.loads(scorer.document(state, NOW).model_dump_json())
+        assert differences(document, ref) == [], user_id
+    expected = {
+        user_id: [(f.value if f else None, t.value, at) for f, t, at in ref.transitions]
+        for user_id, ref in references.items()
+        if ref.transitions
+    }
+    assert stage_histories(scorer, sorted(references)) == expected
+
+
 @settings(max_examples=150, deadline=None)
 @given(histories(), st.randoms(use_true_random=False), st.booleans())
 def test_any_arrival_order_gives_the_reference(
@@ -105,17 +120,7 @@ def test_any_arrival_order_gives_the_reference(
             scorer.watermark(partition).read_up(topic, at_end=True)
         scorer.sweep(partition, now=NOW, documents=False)
     references = reference_scores(accepted, SETTINGS, partition_of, now=NOW)
-    for user_id, ref in references.items():
-        state = scorer.store.get(user_id)
-        assert state is not None
-        document = orjson.loads(scorer.document(state, NOW).model_dump_json())
-        assert differences(document, ref) == [], user_id
-    expected = {
-        user_id: [(f.value if f else None, t.value, at) for f, t, at in ref.transitions]
-        for user_id, ref in references.items()
-        if ref.transitions
-    }
-    assert stage_histories(scorer, sorted(references)) == expected
+    assert_equals_reference(scorer, references)
 
 
 def test_a_resend_on_a_topic_read_far_behind_the_others_is_still_a_duplicate() -> None:
@@ -174,14 +179,4 @@ def test_any_arrival_order_within_the_lateness_gives_the_reference(
             scorer.watermark(partition).read_up(topic, at_end=True)
         scorer.sweep(partition, now=NOW, documents=False, clock_ms=clocks.get(partition))
     references = reference_scores(events, SETTINGS, partition_of, now=NOW)
-    for user_id, ref in references.items():
-        state = scorer.store.get(user_id)
-        assert state is not None
-        document = orjson.loads(scorer.document(state, NOW).model_dump_json())
-        assert differences(document, ref) == [], user_id
-    expected = {
-        user_id: [(f.value if f else None, t.value, at) for f, t, at in ref.transitions]
-        for user_id, ref in references.items()
-        if ref.transitions
-    }
-    assert stage_histories(scorer, sorted(references)) == expected
+    assert_equals_reference(scorer, references)
