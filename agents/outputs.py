@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Container
 from datetime import datetime
 from typing import Any
 
@@ -120,6 +121,21 @@ class ScoringOutputs:
                     self.settings.topic_triggers, key=trigger.subject_id.encode(), value=message
                 )
             )
+
+    def rescore(self, owned: Container[int], changed: dict[str, UserState]) -> None:
+        """Users of the `owned` partitions whose documents are written again on newly
+        published models (and fire the triggers of rules on model scores), added to
+        `changed`."""
+        store = self.scorer.store
+        while self.scorer.rescore:
+            user_id = self.scorer.rescore.pop()
+            owner = store.partition_of(user_id)
+            user = store.get(user_id)
+            if user is None or owner is None or user_id in changed:
+                continue
+            if owner in owned:
+                store.put(user, owner)  # the triggers it fires change its state
+                changed[user_id] = user
 
     def hold_documents(self, changed: dict[str, UserState]) -> None:
         """Changed users whose documents go out with `publish_pending`."""

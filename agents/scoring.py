@@ -29,6 +29,7 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
+from agents.batch_input import prepare_batch
 from agents.changelog import Records
 from agents.checkpoint import Checkpoint, Durability
 from agents.clients import Rebalance, start_scoring_clients
@@ -38,20 +39,11 @@ from agents.outputs import ScoringOutputs
 from agents.partitions import OwnedPartition, recover_partition, take_changes
 from pipeline import metrics
 from pipeline.domain.state import UserState
-from pipeline.outcome import Prepared
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
-from schemas.headers import is_backfill, is_end_marker
 from sinks.base import BatchingSink
 
 log = logging.getLogger(__name__)
-
-# (event time ms, position in the batch, topic partition, record, the validated event, backfill)
-_Entry = tuple[int, int, TopicPartition, Any, Prepared, bool]
-
-
-def _by_event_time(entry: _Entry) -> tuple[int, int]:
-    return entry[0], entry[1]
 
 
 def _state_size(store: Any, changes: Mapping[int, Records]) -> None:
@@ -134,9 +126,10 @@ class ScoringEngine(BatchEngine):
         duplicates: Counter[str] = Counter()
         apply_event = scorer.apply_event
         await self.erasures.apply_due(set(self.partitions), scorer, self.sink, outputs)
-        for partition, entries, ended in await self._prepared(batches, now):
+        batch = await prepare_batch(batches, self.partitions, scorer, self.erasures, outputs, now)
+        for partition, entries, ended in batch:
             watermark = scorer.watermark(partition)
-            for _, _, tp, record, prepared, history in sorted(entries, key=_by_event_time):
+            for _, _, tp, record, prepared, history in entries:
                 try:
                     outcome = apply_event(prepared, partition, now, document=False)
                 except Exception as exc:
@@ -168,14 +161,7 @@ class ScoringEngine(BatchEngine):
             for swept in scorer.sweep(partition, now, documents=False):
                 outputs.record(swept, changed)
                 await outputs.send(swept)
-        # Documents written again on newly published models (and the triggers they fire).
-        while scorer.rescore:
-            user_id = scorer.rescore.pop()
-            owner = scorer.store.partition_of(user_id)
-            user = scorer.store.get(user_id)
-            if user is not None and owner in self.partitions and user_id not in changed:
-                scorer.store.put(user, owner)  # the triggers it fires change its state
-                changed[user_id] = user
+        outputs.rescore(self.partitions, changed)
         metrics.HELD_REFUNDS.set(scorer.held.count(scorer.store))
         for topic, count in scored.items():
             metrics.EVENTS_SCORED.labels(topic).inc(count)
@@ -193,42 +179,6 @@ class ScoringEngine(BatchEngine):
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
-
-    async def _prepared(
-        self, batches: dict[TopicPartition, list[Any]], now: datetime
-    ) -> list[tuple[int, list[_Entry], list[str]]]:
-        """The batch's valid events by owned partition (invalid ones to dead-letters), with
-        the topics whose backfill ended; the records count as read."""
-        by_partition: dict[int, tuple[list[_Entry], list[str]]] = {}
-        seen: Counter[str] = Counter()
-        prepare = self.scorer.prepare
-        erased_before = self.erasures.erased_before
-        for tp, records in batches.items():
-            owned = self.partitions.get(tp.partition)
-            if owned is None or not records:
-                continue
-            entries, ended = by_partition.setdefault(tp.partition, ([], []))
-            seen[tp.topic] += len(records)
-            for record in records:
-                headers = record.headers
-                if headers and is_end_marker(headers):
-                    seen[tp.topic] -= 1  # a backfill's end marker: not an event
-                    ended.append(tp.topic)
-                    continue
-                try:
-                    prepared = prepare(tp.topic, record.value or b"", now)
-                except Exception as exc:
-                    await self.outputs.reject(exc, tp, record)
-                    continue
-                if erased_before(prepared.fact.user_id, record.timestamp):
-                    metrics.ERASED_EVENTS.labels(tp.topic).inc()
-                    continue
-                history = bool(headers) and is_backfill(headers)
-                entries.append((prepared.fact.ts_ms, len(entries), tp, record, prepared, history))
-            owned.offsets.read(tp, records[-1].offset + 1)
-        for topic, count in seen.items():
-            metrics.EVENTS_IN.labels(topic).inc(count)
-        return [(p, entries, ended) for p, (entries, ended) in by_partition.items()]
 
     def _reading(self) -> list[tuple[TopicPartition, int, int]]:
         assert self.consumer is not None
@@ -331,7 +281,7 @@ class ScoringEngine(BatchEngine):
                     owned = self.partitions.get(tp.partition)
                     if owned is not None:
                         owned.offsets.forget(tp)
-                    self.scorer.watermarks.pop(tp.partition, None)
+                    self.scorer.clocks.revoke(tp.partition)
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
         """Partitions no longer assigned are dropped (users, local copy); new ones are

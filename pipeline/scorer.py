@@ -12,7 +12,6 @@ from pipeline.domain.facts import to_fact
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
 from pipeline.domain.state import PAID, Fact, UserState, advance, apply, event_digest
-from pipeline.domain.timers import DueTimers, next_due
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.enrich import Enricher
 from pipeline.held_refunds import HeldRefunds
@@ -20,7 +19,7 @@ from pipeline.outcome import Outcome, Prepared, Preparer, Publication, RoomComme
 from pipeline.rows import event_row
 from pipeline.settings import Settings
 from pipeline.store import UserStore
-from pipeline.stream.watermark import PartitionWatermark
+from pipeline.stream.clocks import PartitionClocks
 from pipeline.user_triggers import UserTriggers, outcome_row
 from schemas.order import OrderEvent
 from schemas.scores import ScoreDocument
@@ -71,11 +70,16 @@ class Scorer:
         self.trigger_max_age_ms = int(settings.trigger_max_age_seconds * 1000)
         self.lateness_ms = int(settings.lateness_seconds * 1000)
         self.store = store if store is not None else UserStore()
-        # Watermark and stage timers per input partition; rebuilt from state after a restart.
-        self.watermarks: dict[int, PartitionWatermark] = {}
-        self.timers: dict[int, DueTimers] = {}
         self.enricher = Enricher(settings)
         self.held = HeldRefunds(self.lateness_ms, settings.topic_order)
+        # Watermark and stage timers per input partition; rebuilt from state after a restart.
+        self.clocks = PartitionClocks(
+            settings.input_topics, self.rules, self.store, self._first_use
+        )
+        self.watermark = self.clocks.watermark
+        self.adopt_partition = self.clocks.adopt
+        # The latest partition watermark of this scorer (epoch ms), for the metric.
+        self.event_clock_ms = self.clocks.latest
         self.publication = Publication(settings.base_currency, self.enricher, self.triggers)
         # Users whose documents are written again with the next batch (silent users, once a
         # ready churn model of a new version is in use).
@@ -85,29 +89,12 @@ class Scorer:
         user = self.store.get(user_id)
         return user if user is not None else UserState(user_id)
 
-    def _timers(self, partition: int) -> DueTimers:
-        """The partition's stage timers; built from its users (and those users entered in the
-        population models) the first time the partition is used in this process."""
-        timers = self.timers.get(partition)
-        if timers is None:
-            timers = self.timers[partition] = DueTimers()
-            users = list(self.store.users_of(partition))
-            self.held.adopt(partition, users)
-            for user in users:
-                settled = max(user.stage_since_ms or 0, user.clock_ms or 0)
-                timers.schedule(user.user_id, next_due(user, self.rules, settled))
-                self.enricher.track(user)
-        return timers
-
-    def adopt_partition(self, partition: int) -> None:
-        """The partition's users were loaded into the store: schedule them now, and start
-        the partition's watermark at the latest event its users have (a worker that takes the
-        partition over knows the partition came at least that far)."""
-        self.timers.pop(partition, None)
-        self._timers(partition)
-        latest = max((u.last_event_ms or 0 for u in self.store.users_of(partition)), default=0)
-        if latest:
-            self.watermark(partition).observe("", latest)
+    def _first_use(self, partition: int, users: list[UserState]) -> None:
+        """A partition's users, the first time it is used in this process: their held
+        refunds are found and they are entered in the population models."""
+        self.held.adopt(partition, users)
+        for user in users:
+            self.enricher.track(user)
 
     def sweep(
         self,
@@ -123,12 +110,9 @@ class Scorer:
         """
         now = now or datetime.now(tz=UTC)
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
-        timers = self._timers(partition)
+        timers = self.clocks.timers(partition)
         outcomes: list[Outcome] = []
-        watermark = self.watermarks.get(partition)
-        clock = clock_ms
-        if clock is None and watermark is not None:
-            clock = watermark.value()
+        clock = clock_ms if clock_ms is not None else self.clocks.value(partition)
         if clock is None:
             return outcomes
         expired = self.held.expire(partition, self.store, clock)
@@ -141,7 +125,7 @@ class Scorer:
             user = self._load(user_id)
             transitions = advance(user, self.rules, clock)
             self.enricher.on_transitions(user, transitions)
-            timers.schedule(user_id, next_due(user, self.rules, clock))
+            self.clocks.schedule(partition, user, clock)
             if not transitions:
                 continue
             fired = self.triggers.on_transitions(user, transitions)
@@ -162,18 +146,6 @@ class Scorer:
         which the caller writes)."""
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         return self.publication.documents(users, now)
-
-    def event_clock_ms(self) -> int | None:
-        """The latest partition watermark of this scorer, for the metric."""
-        values = [v for w in self.watermarks.values() if (v := w.value()) is not None]
-        return max(values) if values else None
-
-    def watermark(self, partition: int) -> PartitionWatermark:
-        watermark = self.watermarks.get(partition)
-        if watermark is None:
-            topics = self.settings.input_topics
-            watermark = self.watermarks[partition] = PartitionWatermark(topics)
-        return watermark
 
     def apply_event(
         self,
@@ -251,7 +223,7 @@ class Scorer:
         """A checked event to its user (its id remembered, unless `digest` is None: a
         released refund's was when it was held)."""
         topic, event, fact = prepared
-        self._timers(partition)  # this partition's users are in the population models
+        self.clocks.timers(partition)  # this partition's users are in the population models
         self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
         idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
@@ -276,9 +248,7 @@ class Scorer:
         if digest is not None:
             self.dedup.remember(user, digest, fact, mark)
         self.store.put(user, partition)
-        self._timers(partition).schedule(
-            user.user_id, next_due(user, self.rules, user.clock_ms or fact.ts_ms)
-        )
+        self.clocks.schedule(partition, user, user.clock_ms or fact.ts_ms)
         outcome = self.publication.outcome(user, transitions, now, document, fired)
         outcome.history_gap = user.history_gaps > gaps
         outcome.rows.insert(0, ("events", event_row(topic, event, fact, now)))
@@ -313,17 +283,13 @@ class Scorer:
         self.rescore.discard(user_id)
         self.enricher.untrack(user_id)
         self.held.discard(user_id)
-        if partition is None:
-            return False
-        timers = self.timers.get(partition)
-        if timers is not None:
-            timers.schedule(user_id, None)
-        return True
+        if partition is not None:
+            self.clocks.unschedule(partition, user_id)
+        return partition is not None
 
     def forget_partition(self, partition: int) -> None:
         """The partition moved to another worker: drop its watermark, timers and users."""
-        self.watermarks.pop(partition, None)
-        self.timers.pop(partition, None)
+        self.clocks.forget(partition)
         self.held.forget(partition)
         for user in self.store.users_of(partition):
             self.enricher.untrack(user.user_id)
