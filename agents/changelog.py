@@ -10,6 +10,9 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+# Sends between turns of the event loop while a checkpoint writes its changelog records.
+_SENDS_A_TURN = 500
+
 # Encoded records of one partition: (key, value); a None value deletes the key.
 Records = Sequence[tuple[bytes, bytes | None]]
 
@@ -34,11 +37,12 @@ async def write_changelog(
     """Send each partition's records to the same partition of `topic` and wait until the
     broker has them all; returns the last offset written per partition (partitions without
     records are absent). A failed send raises."""
-    futures = [
-        await producer.send(topic, key=key, value=value, partition=partition)
-        for partition, records in changes.items()
-        for key, value in records
-    ]
+    futures = []
+    for partition, records in changes.items():
+        for key, value in records:
+            futures.append(await producer.send(topic, key=key, value=value, partition=partition))
+            if len(futures) % _SENDS_A_TURN == 0:
+                await asyncio.sleep(0)  # a send does not yield: let the engine's loop go on
     if not futures:
         return {}
     await producer.flush()

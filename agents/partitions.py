@@ -3,6 +3,7 @@ offsets of its input topic-partitions, and the recovery that builds it when it i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from aiokafka.structs import TopicPartition
 
 from agents.changelog import read_changelog
 from pipeline.local_state import LocalPartition, open_partition
-from pipeline.store import UserStore, decode_user, encode_user
+from pipeline.store import UserStore, decode_user
 from pipeline.topics import end_offset
 
 log = logging.getLogger(__name__)
@@ -83,17 +84,21 @@ class OwnedPartition:
 def take_changes(store: UserStore) -> dict[int, list[tuple[bytes, bytes | None]]]:
     """Each user changed since the last call, encoded once as it is now, and a tombstone
     (None) for each user erased, per partition: the changelog records of a checkpoint."""
-    changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
-    for partition in store.dirty_partitions():
-        records: list[tuple[bytes, bytes | None]] = [
-            (user_id.encode(), None) for user_id in store.take_removed(partition)
-        ]
-        records.extend(
-            (user.user_id.encode(), encode_user(user, partition))
-            for user in store.take_dirty(partition)
-        )
-        changes[partition] = records
-    return changes
+    store.freeze()
+    return store.take_frozen()
+
+
+async def encode_snapshot(
+    store: UserStore, chunk: int = 200
+) -> dict[int, list[tuple[bytes, bytes | None]]]:
+    """The changelog records of the store's snapshot (`UserStore.freeze`), encoded `chunk`
+    users at a time, the engine's loop going on between chunks (a user it changes meanwhile
+    is encoded first, as it was at the snapshot)."""
+    more = store.encode_frozen(chunk)
+    while more:
+        await asyncio.sleep(0)  # the loop's turn
+        more = store.encode_frozen(chunk)
+    return store.take_frozen()
 
 
 async def recover_partition(

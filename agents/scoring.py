@@ -36,7 +36,7 @@ from agents.clients import Rebalance, start_scoring_clients
 from agents.engine import BatchEngine
 from agents.erasures import Erasing, Erasures
 from agents.outputs import ScoringOutputs
-from agents.partitions import OwnedPartition, recover_partition, take_changes
+from agents.partitions import OwnedPartition, encode_snapshot, recover_partition
 from pipeline import metrics
 from pipeline.domain.state import UserState
 from pipeline.scorer import Scorer
@@ -220,19 +220,27 @@ class ScoringEngine(BatchEngine):
         self._checkpoint_at = time.monotonic()
         self._next_checkpoint = self._checkpoint_at + interval
         await self.outputs.publish_pending(datetime.now(tz=UTC))
-        changes = take_changes(self.store)
-        _state_size(self.store, changes)
+        self.store.freeze()  # the changed users, encoded as they are now by `_commit`
         offsets: dict[TopicPartition, int] = {}
         for owned in self.partitions.values():
             offsets.update(owned.offsets.to_commit())
-        checkpoint = Checkpoint(
-            self.durability, self._checkpoint_at, self.outputs.take_sends(), changes, offsets
-        )
+        sends = self.outputs.take_sends()
         erasing, self.erasures.waiting = self.erasures.waiting, []
-        self._in_flight = asyncio.create_task(self._commit(checkpoint, erasing), name="checkpoint")
+        commit = self._commit(self._checkpoint_at, sends, offsets, erasing)
+        self._in_flight = asyncio.create_task(commit, name="checkpoint")
 
-    async def _commit(self, checkpoint: Checkpoint, erasing: list[Erasing]) -> bool:
-        """Complete the checkpoint, then announce the erasures it made durable."""
+    async def _commit(
+        self,
+        began: float,
+        sends: list[asyncio.Future[Any]],
+        offsets: dict[TopicPartition, int],
+        erasing: list[Erasing],
+    ) -> bool:
+        """Encode the snapshot's users while the loop goes on, complete the checkpoint, then
+        announce the erasures it made durable."""
+        changes = await encode_snapshot(self.store)
+        _state_size(self.store, changes)
+        checkpoint = Checkpoint(self.durability, began, sends, changes, offsets)
         if not await checkpoint.commit(self):
             self.erasures.waiting[:0] = erasing  # with the next checkpoint
             return False

@@ -3,6 +3,7 @@ the last checkpoint; pure (the worker persists it to the changelog and RocksDB).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,10 @@ class UserStore:
     """Users by id, each belonging to one input partition; `put` marks a user changed.
 
     Users are kept as objects between events (no encoding per event): the worker encodes each
-    changed user once per checkpoint, however many events it had.
+    changed user once per checkpoint, however many events it had. A checkpoint's snapshot
+    (`freeze`) takes the changed users without encoding them; they are encoded while events go
+    on being applied (`encode_frozen`), and one that is about to change again (`get`) is
+    encoded first: copy on write, so the checkpoint has every user as it was at the snapshot.
     """
 
     def __init__(self) -> None:
@@ -37,6 +41,9 @@ class UserStore:
         self._members: dict[int, set[str]] = {}
         self._dirty: dict[int, set[str]] = {}
         self._removed: dict[int, set[str]] = {}  # erased since the last checkpoint
+        # The snapshot being encoded: users still to encode, and the records encoded so far.
+        self._frozen: dict[str, tuple[UserState, int]] = {}
+        self._encoded: dict[int, list[tuple[bytes, bytes | None]]] = {}
 
     def __len__(self) -> int:
         return len(self._users)
@@ -45,6 +52,10 @@ class UserStore:
         return user_id in self._users
 
     def get(self, user_id: str) -> UserState | None:
+        """The user, to read or to change (a user the snapshot has yet to encode is encoded
+        first, as it is now)."""
+        if user_id in self._frozen:
+            self._encode(user_id)
         return self._users.get(user_id)
 
     def partition_of(self, user_id: str) -> int | None:
@@ -93,7 +104,10 @@ class UserStore:
         return sorted(i for i in ids if self._partition_of.get(i) != partition)
 
     def users_of(self, partition: int) -> Iterator[UserState]:
+        frozen = self._frozen
         for user_id in list(self._members.get(partition, ())):
+            if user_id in frozen:
+                self._encode(user_id)
             yield self._users[user_id]
 
     def partitions(self) -> list[int]:
@@ -121,3 +135,37 @@ class UserStore:
             self._partition_of.pop(user_id, None)
         self._dirty.pop(partition, None)
         self._removed.pop(partition, None)
+
+    # -- a checkpoint's snapshot, encoded copy on write ----------------------------------------
+
+    def freeze(self) -> None:
+        """Snapshot the users changed and erased since the last snapshot: their changelog
+        records (`take_frozen`) are as they are now, however they change afterwards. The
+        previous snapshot must have been taken."""
+        if self._frozen or self._encoded:
+            raise RuntimeError("the previous snapshot has not been taken")
+        for partition in self.dirty_partitions():
+            records = self._encoded.setdefault(partition, [])
+            records.extend((user_id.encode(), None) for user_id in self.take_removed(partition))
+            for user in self.take_dirty(partition):
+                self._frozen[user.user_id] = (user, partition)
+
+    def _encode(self, user_id: str) -> None:
+        user, partition = self._frozen.pop(user_id)
+        self._encoded.setdefault(partition, []).append(
+            (user_id.encode(), encode_user(user, partition))
+        )
+
+    def encode_frozen(self, limit: int) -> bool:
+        """Encode up to `limit` users of the snapshot; returns whether any are left."""
+        for user_id in list(itertools.islice(self._frozen, limit)):
+            self._encode(user_id)
+        return bool(self._frozen)
+
+    def take_frozen(self) -> dict[int, list[tuple[bytes, bytes | None]]]:
+        """The snapshot's changelog records per partition (None values: erased users' tombstones),
+        all encoded now."""
+        while self.encode_frozen(10_000):
+            pass
+        encoded, self._encoded = self._encoded, {}
+        return {partition: records for partition, records in encoded.items() if records}

@@ -61,8 +61,6 @@ SENT: list[tuple[str, dict[str, Any]]] = [
     ("order", order("e4a", U4, "o-4", "100.00")),
     ("order", order("e4b", U4, "o-4", "300.00", type="order_refunded", ts=TS + 60_000)),
     ("order", order("e9", UNKNOWN, "o-unknown", "50.00", type="order_refunded")),
-    # Held for its payment until the watermark is an hour (LATENESS_SECONDS) past it.
-    ("live", live("e9-later", UNKNOWN, ts=LATEST)),
     ("order", order("f1", FREE, "o-free", 0)),
     ("order", order("jpy", FREE, "o-jpy", "1.50", currency="JPY")),
     ("order", order("krw", FREE, "o-krw", "0.01", currency="KRW")),
@@ -73,6 +71,10 @@ SENT: list[tuple[str, dict[str, Any]]] = [
     ("order", order("bh-e2", REUSE, "o-r1", "100.00")),
     ("order", order("bh-e2", REUSE, "o-r2", "500.00")),
 ]
+# Sent once e9 is held (on another topic it could be read first, and e9 would then be refused
+# at once as too late instead of held): it moves the watermark an hour (LATENESS_SECONDS) past
+# e9, which then expires.
+EXPIRES_E9 = ("live", live("e9-later", UNKNOWN, ts=LATEST))
 # event_id: (reason, field) of every event that must be dead-lettered.
 REFUSED = {
     uid("e9"): ("unknown_order", "order_id"),
@@ -96,6 +98,10 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             for kind, event in SENT:
                 key = str(event["user_id"]).encode()
                 p.send_raw(topics[kind], json.dumps(event).encode(), key=key)
+            p.flush()
+            wait_until(lambda: worker_metric(pipeline, "lifecycle_held_refunds") == 1, 30, "e9")
+            kind, event = EXPIRES_E9
+            p.send_raw(topics[kind], json.dumps(event).encode(), key=UNKNOWN.encode())
             p.flush()
         yield pipeline
 
@@ -148,7 +154,7 @@ def test_a_refund_is_capped_and_an_unknown_one_refused(running: Running) -> None
 
 
 HOLD, GONE = uid("hold"), uid("gone")
-EXTRA = 3  # events sent by the two tests below, after SENT
+EXTRA = 4  # EXPIRES_E9 and the events sent by the two tests below
 
 
 def test_a_refund_before_its_payment_waits_for_it(running: Running) -> None:
