@@ -252,12 +252,7 @@ class ScoringEngine(BatchEngine):
     def keep_changes(self, changes: Mapping[int, Records]) -> None:
         """The rows of applied events are only in memory: their users go with the next
         checkpoint, and nothing is committed until then."""
-        for partition, records in changes.items():
-            for key, value in records:
-                if value is None:
-                    self.store.mark_removed(key.decode(), partition)
-                else:
-                    self.store.mark_dirty(key.decode(), partition)
+        self.store.keep(changes)
 
     def changes_written(self, partition: int, records: Records, changelog_offset: int) -> None:
         owned = self.partitions.get(partition)

@@ -4,7 +4,7 @@ the last checkpoint; pure (the worker persists it to the changelog and RocksDB).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -122,6 +122,16 @@ class UserStore:
         """Write the user again with the next checkpoint (its last one did not complete)."""
         if self._partition_of.get(user_id) == partition:
             self._dirty.setdefault(partition, set()).add(user_id)
+
+    def keep(self, changes: Mapping[int, Sequence[tuple[bytes, bytes | None]]]) -> None:
+        """A snapshot's records could not be made durable: their users (tombstones: their
+        erasures) go with the next snapshot, as they are then."""
+        for partition, records in changes.items():
+            for key, value in records:
+                if value is None:
+                    self.mark_removed(key.decode(), partition)
+                else:
+                    self.mark_dirty(key.decode(), partition)
 
     def take_dirty(self, partition: int) -> list[UserState]:
         """The users of the partition changed since the last call, once each."""
