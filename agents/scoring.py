@@ -131,7 +131,7 @@ class ScoringEngine(BatchEngine):
             watermark = scorer.watermark(partition)
             for _, _, tp, record, prepared, history in entries:
                 try:
-                    outcome = apply_event(prepared, partition, now, document=False)
+                    outcome = apply_event(prepared, partition, now, False, history)
                 except Exception as exc:
                     await outputs.reject(exc, tp, record)
                     continue

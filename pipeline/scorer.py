@@ -58,7 +58,7 @@ class Scorer:
         self.settings = settings
         self.rules = rules_from(settings)
         self.rule_set = rules if rules is not None else load_rules(settings.triggers_file)
-        self.triggers = UserTriggers(self.rule_set)
+        self.triggers = UserTriggers(self.rule_set, int(settings.trigger_max_age_seconds * 1000))
         self.preparer = Preparer(settings)
         # Validate one message of an input topic (`Preparer.prepare`); raises Rejection.
         self.prepare = self.preparer.prepare
@@ -67,7 +67,6 @@ class Scorer:
             max_orders=settings.order_ledger_max_orders,
         )
         self.dedup = Dedup(settings)
-        self.trigger_max_age_ms = int(settings.trigger_max_age_seconds * 1000)
         self.lateness_ms = int(settings.lateness_seconds * 1000)
         self.store = store if store is not None else UserStore()
         self.enricher = Enricher(settings)
@@ -81,6 +80,8 @@ class Scorer:
         # The latest partition watermark of this scorer (epoch ms), for the metric.
         self.event_clock_ms = self.clocks.latest
         self.publication = Publication(settings.base_currency, self.enricher, self.triggers)
+        # The user's score document as of the user's own event clock.
+        self.document = self.publication.document
         # Users whose documents are written again with the next batch (silent users, once a
         # ready churn model of a new version is in use).
         self.rescore: set[str] = set()
@@ -109,7 +110,7 @@ class Scorer:
         `clock_ms` overrides the partition's watermark.
         """
         now = now or datetime.now(tz=UTC)
-        self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
+        self.triggers.act_at(now)
         timers = self.clocks.timers(partition)
         outcomes: list[Outcome] = []
         clock = clock_ms if clock_ms is not None else self.clocks.value(partition)
@@ -134,17 +135,13 @@ class Scorer:
             outcomes.append(self.publication.outcome(user, transitions, now, documents, fired))
         return outcomes
 
-    def document(self, user: UserState, now: datetime) -> ScoreDocument:
-        """The user's score document as of the user's own event clock."""
-        return self.publication.document(user, now)
-
     def documents(
         self, users: list[UserState], now: datetime
     ) -> list[tuple[ScoreDocument, dict[str, Any], list[tuple[Fired, bytes]]]]:
         """Documents and `user_scores` rows of users changed by a batch, once per user, with
         the triggers of rules on model scores that fired on them (and their `triggers` rows,
         which the caller writes)."""
-        self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
+        self.triggers.act_at(now)
         return self.publication.documents(users, now)
 
     def apply_event(
@@ -153,9 +150,11 @@ class Scorer:
         partition: int = 0,
         now: datetime | None = None,
         document: bool = True,
+        history: bool = False,
     ) -> Outcome:
         """Apply one validated event to its user (with its score document unless `document`
-        is false: a batch asks `documents` once per changed user instead).
+        is false: a batch asks `documents` once per changed user instead). An event of
+        `history` (a backfill's) fires no trigger, whatever its time.
 
         A duplicate (an event id the user already had within the horizon: a resend, or a
         replay after a crash) changes nothing and comes back with `duplicate` set; so does a
@@ -195,8 +194,8 @@ class Scorer:
             self.store.put(user, partition)
             return Outcome(document=None, transitions=[], held=True)
         if fact.type != PAID or fact.order_id not in user.held_refunds:
-            return self._apply(prepared, user, digest, partition, now, document)
-        outcome = self._apply(prepared, user, digest, partition, now, document=False)
+            return self._apply(prepared, user, digest, partition, now, document, history)
+        outcome = self._apply(prepared, user, digest, partition, now, False, history)
         for held in self.held.release(user, fact.order_id, partition):
             refund = OrderEvent.model_validate_json(held)
             released = Prepared(topic, refund, to_fact(refund, self.settings.fx_rates))
@@ -206,7 +205,7 @@ class Scorer:
                 dead = self.held.dead_letter(user.user_id, partition, held, exc)
                 outcome.dead_letters.append(dead)
                 continue
-            outcome.merge(self._apply(released, user, None, partition, now, document=False))
+            outcome.merge(self._apply(released, user, None, partition, now, False, history))
         if document:
             self.publication.with_document(outcome, user, now)
         return outcome
@@ -219,12 +218,14 @@ class Scorer:
         partition: int,
         now: datetime,
         document: bool,
+        history: bool,
     ) -> Outcome:
         """A checked event to its user (its id remembered, unless `digest` is None: a
         released refund's was when it was held)."""
         topic, event, fact = prepared
         self.clocks.timers(partition)  # this partition's users are in the population models
-        self.triggers.present_from_ms = int(now.timestamp() * 1000) - self.trigger_max_age_ms
+        self.triggers.act_at(now, history)
+        latest = user.last_event_ms
         idle = advance(user, self.rules, fact.ts_ms - 1)  # stage changes due before the event
         fired = self.triggers.on_transitions(user, idle)
         gaps = user.history_gaps
@@ -234,6 +235,9 @@ class Scorer:
         # in large batches): keep every interaction time (up to the cap) until it ends.
         keep_from = None if mark is None or watermark.backfilling else mark - self.lateness_ms
         own = apply(user, fact, self.rules, self.order_limits, keep_from)
+        if latest is None or fact.ts_ms >= latest:  # rules on its scores fire for live ones
+            tie = latest == fact.ts_ms
+            user.backfilled_latest = history and (user.backfilled_latest or not tie)
         transitions = idle + own
         # Corrections of the history (a late event) are rows and records, not facts to act on.
         current = [t for t in own if not t.retracted]
@@ -271,7 +275,7 @@ class Scorer:
         """Validate and apply one message, and move its partition's watermark; raises
         Rejection."""
         prepared = self.prepare(topic, raw, now)
-        outcome = self.apply_event(prepared, partition, now)
+        outcome = self.apply_event(prepared, partition, now, history=backfill)
         self.watermark(partition).observe(topic, prepared.fact.ts_ms, backfill)
         return outcome
 

@@ -70,19 +70,37 @@ class TouchOutcome:
     amount_cents: int = 0
 
 
+# A `present_from_ms` that makes every fact one of the past: nothing fires (a backfill's events).
+NEVER = 2**62
+
+
 class UserTriggers:
     """Evaluates the user rules of a rule set against one user at a time."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, max_age_ms: int | None = None) -> None:
         self.rules = rules
         self.on_state: tuple[Rule, ...] = tuple(r for r in rules.user_rules if not r.on_document)
         self.on_doc: tuple[Rule, ...] = tuple(r for r in rules.user_rules if r.on_document)
         self.attribution_ms = {r.name: r.attribution_ms for r in rules.user_rules}
-        # Facts before this (epoch ms, set by the scorer from the wall clock) fire nothing.
+        # Facts before this (epoch ms, set from the wall clock by `act_at`) fire nothing.
         self.present_from_ms: int | None = None
+        self.max_age_ms = max_age_ms  # how old on the wall clock a fact may be and fire
+
+    def act_at(self, now: datetime, history: bool = False) -> None:
+        """Facts evaluated from now on are acted on at wall-clock time `now`: those older than
+        the maximum age fire nothing, and none of `history` (a backfill's events)."""
+        if history:
+            self.present_from_ms = NEVER
+        elif self.max_age_ms is not None:
+            self.present_from_ms = int(now.timestamp() * 1000) - self.max_age_ms
 
     def _run(
-        self, rules: tuple[Rule, ...], user: UserState, values: dict[str, Value], at_ms: int
+        self,
+        rules: tuple[Rule, ...],
+        user: UserState,
+        values: dict[str, Value],
+        at_ms: int,
+        past: bool = False,
     ) -> list[Fired]:
         if not rules:
             return []
@@ -91,7 +109,8 @@ class UserTriggers:
         fired = evaluate(
             rules, Marks(user.held_rules, user.fired_rules), values, "user", user.user_id, at_ms
         )
-        if fired and self.present_from_ms is not None and at_ms < self.present_from_ms:
+        present_from = self.present_from_ms
+        if fired and (past or (present_from is not None and at_ms < present_from)):
             # A fact of the past (a backfill, a replay): nothing fires and no cooldown starts;
             # the rule is remembered as holding, so it does not fire later for the same fact.
             for trigger in fired:
@@ -130,7 +149,9 @@ class UserTriggers:
         at_ms = user.clock_ms or user.last_event_ms
         if at_ms is None:
             return []
-        return self._run(self.on_doc, user, document_values(user, doc), at_ms)
+        # Scores as of a backfilled event are history (a later idle stage change is not).
+        past = user.backfilled_latest and at_ms <= (user.last_event_ms or 0)
+        return self._run(self.on_doc, user, document_values(user, doc), at_ms, past)
 
     def outcomes(
         self, user: UserState, fact: Fact, event_id: str, trigger_ref: str | None

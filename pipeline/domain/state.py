@@ -109,6 +109,9 @@ class UserState:
     stage: Stage | None = None
     stage_since_ms: int | None = None
     clock_ms: int | None = None  # the latest time the stage history is derived up to
+    # Whether the user's latest event (by event time) came with a backfill: history, for
+    # which rules on the user's scores fire nothing.
+    backfilled_latest: bool = False
     reactivations: int = 0
     # The stage history that a late event may still change: [from, to, at ms], oldest first.
     history: list[list[Any]] = field(default_factory=list)

@@ -8,6 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -52,6 +53,22 @@ def live_events(running: Running, users: list[str], run: str) -> list[Message]:
     return out
 
 
+def recent_history(running: Running, history: list[Message], run: str) -> list[Message]:
+    """First orders of three new buyers stamped seconds ago, after the rest of the history:
+    live, each would fire `first_order`."""
+    latest = max(orjson.loads(value)["ts"] for _, _, value in history)
+    latest_ms = int(datetime.fromisoformat(latest).timestamp() * 1000)
+    ts = max(int(time.time() * 1000) - 30_000, latest_ms + 1)
+    out: list[Message] = []
+    for n in range(3):
+        buyer = f"{run}-recent-{n}"
+        order = {"event_id": f"{run}-recent-order-{n}", "type": "order_paid", "user_id": buyer,
+                 "ts": ts, "order_id": f"{run}-r-{n}", "amount": "66.00",
+                 "currency": "CNY"}  # fmt: skip
+        out.append((running.settings.topic_order, buyer.encode(), orjson.dumps(order)))
+    return out
+
+
 def folded_history(running: Running) -> dict[str, list[tuple[str | None, str, int]]]:
     """The stage history as a downstream service following `lifecycle-stage-changes` sees
     it: the latest version of each transition, without the retracted ones."""
@@ -71,9 +88,10 @@ def folded_history(running: Running) -> dict[str, list[tuple[str | None, str, in
 def test_history_through_the_backfill_while_live_traffic_flows(running: Running) -> None:
     started_ms = int(time.time() * 1000)
     history = workload(running, users=120, days=120, seed=11)
+    run = uuid.uuid4().hex[:6]
+    history += recent_history(running, history, run)
     path = running.tmp / "history.jsonl"
     path.write_bytes(b"\n".join(value for _, _, value in history) + b"\n")
-    run = uuid.uuid4().hex[:6]
     users = sorted({key.decode() for _, key, _ in history})
     live = live_events(running, users[::4], run)
 
@@ -131,5 +149,8 @@ def test_history_through_the_backfill_while_live_traffic_flows(running: Running)
     max_age_ms = int(running.settings.trigger_max_age_seconds * 1000)
     past = [t for t in triggers if t["at_ms"] < started_ms - max_age_ms]
     assert past == [], f"{len(past)} triggers fired for the past, e.g. {past[:2]}"
+    # History fires nothing however recent: first orders of the backfill seconds old.
+    recent = [t for t in triggers if t["subject_id"].startswith(f"{run}-recent-")]
+    assert recent == [], f"triggers fired for backfilled events, e.g. {recent[:2]}"
     fired_now = {(t["rule"], t["subject_id"]) for t in triggers}
     assert {("first_order", f"{run}-buyer-{n}") for n in range(3)} <= fired_now

@@ -12,6 +12,7 @@ from pipeline.outcome import Outcome
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore
+from tests.unit.test_triggers import rfm
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -82,3 +83,59 @@ def test_a_late_event_publishes_corrections_as_versioned_rows_and_fires_nothing(
     state = user.scorer.store.get("u1")
     assert state is not None
     assert state.reactivations == 2
+
+
+def backfilled(user: User, ts: int, order_id: str) -> Outcome:
+    """A payment loaded with a backfill (the record header): history."""
+    user.n += 1
+    order = {"order_id": order_id, "amount": "10.00", "currency": "CNY"}
+    data = {"event_id": f"{user.user_id}-{user.n}", "user_id": user.user_id, "ts": ts,
+            "type": "order_paid", **order}  # fmt: skip
+    return user.scorer.score("order-events", orjson.dumps(data), now=NOW, backfill=True)
+
+
+def test_a_backfilled_event_fires_nothing_however_recent() -> None:
+    user = User(scorer())
+    assert rules_of([backfilled(user, NOW_MS - MINUTE, "o1")]) == []  # live, it would fire
+    state = user.scorer.store.get("u1")
+    assert state is not None
+    assert state.backfilled_latest
+    # Rules on the user's scores see history too: a document as of it fires nothing.
+    doc = user.scorer.document(state, NOW).model_copy(update={"rfm": rfm("A")})
+    assert user.scorer.triggers.on_document(state, doc) == []
+    # The user's present does: a live event after the history.
+    user.like(NOW_MS - MINUTE // 2)
+    assert not state.backfilled_latest
+    fired = user.scorer.triggers.on_document(state, doc)
+    assert [f.rule for f in fired] == ["became_high_value"]
+
+
+def test_what_the_latest_event_was_does_not_depend_on_arrival_order() -> None:
+    """A live and a backfilled event of the same millisecond: the latest is live either way;
+    an older backfilled event after a live one leaves the latest live."""
+    for order in ("live first", "history first"):
+        user = User(scorer())
+        if order == "live first":
+            user.like(NOW_MS - MINUTE)
+            backfilled(user, NOW_MS - MINUTE, "o1")
+        else:
+            backfilled(user, NOW_MS - MINUTE, "o1")
+            user.like(NOW_MS - MINUTE)
+        backfilled(user, NOW_MS - 2 * MINUTE, "o2")
+        state = user.scorer.store.get("u1")
+        assert state is not None
+        assert not state.backfilled_latest, order
+
+
+def test_an_idle_stage_change_after_history_is_of_the_present() -> None:
+    """The watermark moving a backfilled user on (silent now) is a fact of the present: rules
+    on their scores may fire for it."""
+    user = User(scorer())
+    backfilled(user, NOW_MS - 31 * DAY_MS, "o1")
+    user.scorer.sweep(0, NOW, clock_ms=NOW_MS - MINUTE)  # silent 30 days after the order
+    state = user.scorer.store.get("u1")
+    assert state is not None
+    assert state.stage is not None
+    assert state.stage.value == "silent"
+    doc = user.scorer.document(state, NOW).model_copy(update={"rfm": rfm("A")})
+    assert [f.rule for f in user.scorer.triggers.on_document(state, doc)] == ["became_high_value"]
