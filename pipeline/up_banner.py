@@ -64,7 +64,8 @@ def banner(settings: Settings, embedded: bool, demo: bool, logs: Path) -> str:
     lines += [
         "",
         "try:",
-        f"  curl -s -H 'X-API-Key: {read_key}' {base}/v1/users/u00001",
+        # Without the demo there is no u00001 yet (404); the KPIs answer from the start.
+        f"  curl -s -H 'X-API-Key: {read_key}' {base}/v1/{'users/u00001' if demo else 'kpis'}",
         f"  curl -s {base}/readyz",
         "",
         "Ctrl-C stops everything.",

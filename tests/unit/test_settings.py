@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from pipeline.settings import DEFAULT_FX_TO_CNY, Settings, SettingsError, load_settings
-from pipeline.up_banner import keys_in_use
+from pipeline.up_banner import banner, keys_in_use
 
 
 @pytest.fixture(autouse=True)
@@ -186,3 +186,11 @@ def test_the_banner_says_which_keys_are_in_use_and_never_the_keys() -> None:
     line = keys_in_use(mine)
     assert line == "2 read from API_KEYS, 'dev-admin' (admin), 1 producer from PRODUCER_API_KEYS"
     assert "secret" not in line
+
+
+def test_the_banner_suggests_a_call_that_answers_with_or_without_the_demo() -> None:
+    settings = Settings(clickhouse_url="memory://")
+    assert "/v1/users/u00001" in banner(settings, True, True, Path("logs"))
+    quiet = banner(settings, True, False, Path("logs"))
+    assert "/v1/users/u00001" not in quiet
+    assert "/v1/kpis" in quiet
