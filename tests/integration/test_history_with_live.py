@@ -37,17 +37,24 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 
 
 def live_events(running: Running, users: list[str], run: str) -> list[Message]:
-    """Events stamped now: a like of each user, and a first order of a few new buyers."""
+    """Events stamped now: a like of each user, and first orders of three new buyers."""
     now = int(time.time() * 1000)
     out: list[Message] = []
     for n, user in enumerate(users):
         like = {"event_id": f"{run}-like-{n}", "type": "like", "user_id": user, "ts": now,
                 "room_id": "room-1", "session_id": "live-now"}  # fmt: skip
         out.append((running.settings.topic_live, user.encode(), orjson.dumps(like)))
+    return out + first_orders(running, f"{run}-buyer", now)
+
+
+def first_orders(running: Running, prefix: str, ts: int) -> list[Message]:
+    """First orders of three new buyers (`prefix`-0 to -2) at `ts`: each fires `first_order`
+    when live."""
+    out: list[Message] = []
     for n in range(3):
-        buyer = f"{run}-buyer-{n}"
-        order = {"event_id": f"{run}-order-{n}", "type": "order_paid", "user_id": buyer,
-                 "ts": now, "order_id": f"{run}-o-{n}", "amount": "66.00",
+        buyer = f"{prefix}-{n}"
+        order = {"event_id": f"{buyer}-order", "type": "order_paid", "user_id": buyer,
+                 "ts": ts, "order_id": f"{buyer}-o", "amount": "66.00",
                  "currency": "CNY"}  # fmt: skip
         out.append((running.settings.topic_order, buyer.encode(), orjson.dumps(order)))
     return out
@@ -59,14 +66,7 @@ def recent_history(running: Running, history: list[Message], run: str) -> list[M
     latest = max(orjson.loads(value)["ts"] for _, _, value in history)
     latest_ms = int(datetime.fromisoformat(latest).timestamp() * 1000)
     ts = max(int(time.time() * 1000) - 30_000, latest_ms + 1)
-    out: list[Message] = []
-    for n in range(3):
-        buyer = f"{run}-recent-{n}"
-        order = {"event_id": f"{run}-recent-order-{n}", "type": "order_paid", "user_id": buyer,
-                 "ts": ts, "order_id": f"{run}-r-{n}", "amount": "66.00",
-                 "currency": "CNY"}  # fmt: skip
-        out.append((running.settings.topic_order, buyer.encode(), orjson.dumps(order)))
-    return out
+    return first_orders(running, f"{run}-recent", ts)
 
 
 def folded_history(running: Running) -> dict[str, list[tuple[str | None, str, int]]]:
