@@ -134,6 +134,8 @@ class Publication:
     ) -> Outcome:
         """The user's outcome: `stage_transitions` rows (at the user's version), the
         document if asked for, and the triggers' rows."""
+        if not (transitions or document or fired):  # most events: nothing but the event row
+            return Outcome(document=None, transitions=transitions, user=user)
         rows: list[tuple[str, dict[str, Any]]] = [
             ("stage_transitions", transition_row(t, now, user.version)) for t in transitions
         ]

@@ -104,20 +104,14 @@ class UserTriggers:
     ) -> list[Fired]:
         if not rules:
             return []
-        # The marks are the user's own list and dict, changed in place.
-        marks_before = dict(user.fired_rules)
-        fired = evaluate(
-            rules, Marks(user.held_rules, user.fired_rules), values, "user", user.user_id, at_ms
-        )
+        # A fact of the past (a backfill, a replay): nothing fires and no cooldown starts;
+        # the rule is remembered as holding, so it does not fire later for the same fact.
         present_from = self.present_from_ms
-        if fired and (past or (present_from is not None and at_ms < present_from)):
-            # A fact of the past (a backfill, a replay): nothing fires and no cooldown starts;
-            # the rule is remembered as holding, so it does not fire later for the same fact.
-            for trigger in fired:
-                if trigger.rule in marks_before:
-                    user.fired_rules[trigger.rule] = marks_before[trigger.rule]
-                else:
-                    user.fired_rules.pop(trigger.rule, None)
+        past = past or (present_from is not None and at_ms < present_from)
+        # The marks are the user's own list and dict, changed in place.
+        marks = Marks(user.held_rules, user.fired_rules)
+        fired = evaluate(rules, marks, values, "user", user.user_id, at_ms, record=not past)
+        if past:
             return []
         for trigger in fired:
             until = trigger.at_ms + self.attribution_ms.get(trigger.rule, 0)

@@ -103,19 +103,22 @@ class Test(_Strict):
 
     def expression(self, name: str, literal: Callable[[Any], str]) -> str:
         """This test on field `name` of a mapping `v`, as a Python expression (see _compile)."""
-        x = f"v.get({name!r})"
         given = self.model_fields_set
-        terms = []
+        terms: list[str] = []
+
+        def x() -> str:  # the field is looked up once, by the test's first term
+            return "x" if terms else f"(x := v.get({name!r}))"
+
         if "eq" in given:
-            terms.append(f"{x} == {literal(self.eq)}")
+            terms.append(f"{x()} == {literal(self.eq)}")
         if "ne" in given:
-            terms.append(f"{x} != {literal(self.ne)}")
+            terms.append(f"{x()} != {literal(self.ne)}")
         if "in_" in given:
-            terms.append(f"{x} in {literal(tuple(self.in_ or ()))}")
-        for op, symbol in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")):
-            bound = getattr(self, op)
-            if bound is not None:
-                terms.append(f"_num({x}) and {x} {symbol} {literal(bound)}")
+            terms.append(f"{x()} in {literal(tuple(self.in_ or ()))}")
+        bounds = [(s, b) for op, s in _BOUNDS if (b := getattr(self, op)) is not None]
+        if bounds:  # a number, not a bool, not NaN (inline: a call costs more than the test)
+            terms.append(f"isinstance({x()}, _NUMBER) and x.__class__ is not bool and x == x")
+        terms += [f"x {symbol} {literal(bound)}" for symbol, bound in bounds]
         return " and ".join(f"({t})" for t in terms) or "True"
 
     def holds(self, value: Value) -> bool:
@@ -166,8 +169,7 @@ class RuleSpec(_Strict):
         return value
 
 
-def _num(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+_BOUNDS = (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<="))
 
 
 Tests = tuple[tuple[str, Test], ...]
@@ -189,7 +191,8 @@ def _compile(all_of: Tests, any_of: tuple[Tests, ...]) -> Callable[[Mapping[str,
     source = conjunction(all_of) or "True"
     if any_of:
         source += " and (" + " or ".join(f"({conjunction(g)})" for g in any_of) + ")"
-    scope = {"__builtins__": {}, "_num": _num, "c": tuple(constants)}
+    scope = {"__builtins__": {}, "isinstance": isinstance, "bool": bool, "_NUMBER": (int, float)}
+    scope["c"] = tuple(constants)
     check: Callable[[Mapping[str, Value]], bool] = eval(f"lambda v: {source}", scope)
     return check
 
@@ -409,8 +412,11 @@ def evaluate(
     subject_type: Literal["user", "room"],
     subject_id: str,
     at_ms: int,
+    record: bool = True,
 ) -> list[Fired]:
-    """Evaluate `rules` on the subject's values at `at_ms`; updates `marks`."""
+    """Evaluate `rules` on the subject's values at `at_ms`; updates `marks` (the firing
+    times too, unless `record` is false: a fact of the past fires nothing and starts no
+    cooldown, but its rules are remembered as holding)."""
     out: list[Fired] = []
     held = marks.held
     for rule in rules:
@@ -424,7 +430,8 @@ def evaluate(
         last = marks.fired.get(rule.name)
         if last is not None and at_ms - last < rule.cooldown_ms:
             continue
-        marks.fired[rule.name] = at_ms
+        if record:
+            marks.fired[rule.name] = at_ms
         out.append(
             Fired(
                 id=trigger_id(rule.name, subject_id, at_ms),

@@ -8,9 +8,16 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.common import SCHEMA_VERSION, parse_event_time
+from schemas.common import (
+    SCHEMA_VERSION,
+    general_event_time,
+    parse_event_time,
+    unbounded_event_time,
+)
 from schemas.events import parse_event
 
 MS = 1_700_000_000_000
@@ -161,3 +168,42 @@ def test_events_are_immutable() -> None:
     event = parse_event("chat", chat())
     with pytest.raises(ValidationError):
         event.user_id = "someone else"
+
+
+_DIGITS = st.integers(min_value=0, max_value=99).map(lambda n: f"{n:02d}")
+
+
+@given(
+    year=st.integers(min_value=0, max_value=9999).map(lambda n: f"{n:04d}"),
+    month=_DIGITS,
+    day=_DIGITS,
+    hour=_DIGITS,
+    minute=_DIGITS,
+    second=_DIGITS,
+    fraction=st.sampled_from(["", ".5", ".123", ".970524"]),
+    offset=st.sampled_from(["Z", "+00:00", "+08:00", "-05:30", "+23:59", "-24:00"]),
+)
+def test_the_common_form_reads_as_the_general_path_does(
+    year: str,
+    month: str,
+    day: str,
+    hour: str,
+    minute: str,
+    second: str,
+    fraction: str,
+    offset: str,
+) -> None:
+    """The fast path for `YYYY-MM-DDTHH:MM:SS[.f]Z|±hh:mm` gives what the general path
+    gives, or leaves the error (a month 13, a day 31 of a 30-day month) to it."""
+    text = f"{year}-{month}-{day}T{hour}:{minute}:{second}{fraction}{offset}"
+    try:
+        expected: datetime | str = general_event_time(text)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        got: datetime | str = unbounded_event_time(text)
+    except ValueError as exc:
+        got = str(exc)
+    assert got == expected
+    if isinstance(got, datetime):
+        assert got.tzinfo == UTC
