@@ -85,6 +85,8 @@ class UserTriggers:
         # Facts before this (epoch ms, set from the wall clock by `act_at`) fire nothing.
         self.present_from_ms: int | None = None
         self.max_age_ms = max_age_ms  # how old on the wall clock a fact may be and fire
+        self._acting_at: datetime | None = None
+        self._present_from_ms: int | None = None
 
     def act_at(self, now: datetime, history: bool = False) -> None:
         """Facts evaluated from now on are acted on at wall-clock time `now`: those older than
@@ -92,7 +94,10 @@ class UserTriggers:
         if history:
             self.present_from_ms = NEVER
         elif self.max_age_ms is not None:
-            self.present_from_ms = int(now.timestamp() * 1000) - self.max_age_ms
+            if now is not self._acting_at:  # (a batch's events share one `now`)
+                self._acting_at = now
+                self._present_from_ms = int(now.timestamp() * 1000) - self.max_age_ms
+            self.present_from_ms = self._present_from_ms
 
     def _run(
         self,

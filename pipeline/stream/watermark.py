@@ -85,10 +85,14 @@ class PartitionWatermark:
             if known:
                 progress = min(known)
                 return progress if live is None else min(progress, live)
-        known = [t for t in (live, self.history_ms) if t is not None]
-        return max(known) if known else None
+        history = self.history_ms  # the later of the two known
+        return live if history is None or (live is not None and live > history) else history
 
     def _live(self) -> int | None:
         """The live part: the least latest time of the topics with records still to read."""
-        behind = [ts for t, ts in self.live_by_topic.items() if t not in self.read_to_end]
-        return min(behind) if behind else self.live_ms
+        least = None
+        read_to_end = self.read_to_end
+        for topic, ts in self.live_by_topic.items():
+            if topic not in read_to_end and (least is None or ts < least):
+                least = ts
+        return self.live_ms if least is None else least
