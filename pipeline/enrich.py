@@ -19,12 +19,13 @@ from pipeline.domain.profile import (
 from pipeline.domain.rfm import RfmValues
 from pipeline.domain.sentiment import TEXT_TYPES, classify
 from pipeline.domain.stages import DAY_MS, Stage
-from pipeline.domain.state import Fact, Transition, UserState
+from pipeline.domain.state import PAID, REFUNDED, Fact, Transition, UserState
 from pipeline.leader import buyer_row
 from pipeline.refit import RefitResult, fit, inputs_of
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+ORDER_TYPES = frozenset({PAID, REFUNDED})
 
 MAX_CHURN_LABELS = 2  # per user: their latest
 
@@ -50,7 +51,8 @@ class Enricher:
         """Count the user in the population models (again, harmlessly, if already counted).
 
         Called for every user of a partition when this worker starts reading it, and after
-        every change: the population follows the stored state wherever it comes from.
+        every order (nothing else moves a user in it): the population follows the stored state
+        wherever it comes from.
         """
         new = rfm_values(user)
         old = self.members.get(user.user_id)
@@ -89,7 +91,10 @@ class Enricher:
                 round(sentiment.score, 4),
             )
             user.sentiment_at_ms = fact.ts_ms
-        self.track(user)
+        if fact.type in ORDER_TYPES:
+            self.track(user)  # only an order moves a user in the RFM population
+        elif user.last_event_ms is not None and user.last_event_ms > self.clock_ms:
+            self.clock_ms = user.last_event_ms
         return label
 
     def on_transitions(self, user: UserState, transitions: list[Transition]) -> None:

@@ -27,6 +27,9 @@ EVENT_TEXT_FIELDS = (
 )
 
 
+_ZERO = Decimal(0)
+
+
 def event_row(topic: str, event: AnyEvent, fact: Fact, received_at: datetime) -> dict[str, Any]:
     fields = event.__dict__
     row: dict[str, Any] = {
@@ -37,8 +40,8 @@ def event_row(topic: str, event: AnyEvent, fact: Fact, received_at: datetime) ->
         "ts": event.ts,
         "ts_ms": fact.ts_ms,
         "received_at": received_at,
-        "amount": fields.get("amount") or Decimal(0),
-        "amount_base": Decimal(fact.amount_cents) / 100,
+        "amount": fields.get("amount") or _ZERO,
+        "amount_base": Decimal(fact.amount_cents).scaleb(-2) if fact.amount_cents else _ZERO,
         "seconds": float(fields.get("seconds") or 0.0),
         "props": orjson.dumps(event.props).decode() if event.props else "",
     }

@@ -6,7 +6,7 @@ import hashlib
 import zlib
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.domain import orders as ledger
 from pipeline.domain.history import derive
@@ -19,9 +19,9 @@ DEFAULT_ORDER_LIMITS = OrderLimits()
 NOT_INTERACTIONS = frozenset({"touch_sent", "touch_opened"})
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """What the domain needs of a validated event, free of any transport type."""
+class Fact(NamedTuple):
+    """What the domain needs of a validated event, free of any transport type (a named
+    tuple: one is made for every event, at a fifth of a frozen dataclass's cost)."""
 
     user_id: str
     type: str
