@@ -76,22 +76,29 @@ _SCORE_FIELDS = (
     "churn_probability", "engagement", "version", "updated_at",
 )  # fmt: skip
 _PURCHASE_FIELDS = ("p_alive", "expected_purchases", "expected_order_value", "clv", "atv")
+_NO_PURCHASE = dict.fromkeys(_PURCHASE_FIELDS)
+_RFM_FIELDS = ("r", "f", "m", "segment", "rfm_class")
+_NO_RFM = {"r": 0, "f": 0, "m": 0, "segment": "", "rfm_class": ""}
 
 
 def score_row(doc: ScoreDocument) -> dict[str, Any]:
     """The document flattened to the `user_scores` columns."""
-    row: dict[str, Any] = {name: getattr(doc, name) for name in _SCORE_FIELDS}
-    row["stage"] = doc.stage or ""
-    row["monetary"] = Decimal(str(doc.monetary))
-    rfm = doc.rfm
-    row.update(
-        r=rfm.r if rfm else 0,
-        f=rfm.f if rfm else 0,
-        m=rfm.m if rfm else 0,
-        segment=rfm.segment if rfm else "",
-        rfm_class=rfm.rfm_class if rfm else "",
-    )
-    for name in _PURCHASE_FIELDS:
-        row[name] = getattr(doc.purchase, name) if doc.purchase else None
-    row["sentiment"] = doc.sentiment.label if doc.sentiment else ""
+    fields = doc.__dict__  # (the model's values: one look-up each, no attribute protocol)
+    row: dict[str, Any] = {name: fields[name] for name in _SCORE_FIELDS}
+    row["stage"] = fields["stage"] or ""
+    row["monetary"] = Decimal(str(fields["monetary"]))
+    rfm = fields["rfm"]
+    if rfm is None:
+        row.update(_NO_RFM)
+    else:
+        rfm_fields = rfm.__dict__
+        row.update((name, rfm_fields[name]) for name in _RFM_FIELDS)
+    purchase = fields["purchase"]
+    if purchase is None:
+        row.update(_NO_PURCHASE)
+    else:
+        purchase_fields = purchase.__dict__
+        row.update((name, purchase_fields[name]) for name in _PURCHASE_FIELDS)
+    sentiment = fields["sentiment"]
+    row["sentiment"] = sentiment.label if sentiment is not None else ""
     return row
