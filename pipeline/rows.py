@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from pipeline.domain.sentiment import TEXT_TYPES, classify
 from pipeline.domain.state import Fact, Transition
@@ -75,10 +76,19 @@ _SCORE_FIELDS = (
     "reactivations", "first_paid_at", "last_paid_at", "last_interaction_at", "last_event_at",
     "churn_probability", "engagement", "version", "updated_at",
 )  # fmt: skip
-_PURCHASE_FIELDS = ("p_alive", "expected_purchases", "expected_order_value", "clv", "atv")
-_NO_PURCHASE = dict.fromkeys(_PURCHASE_FIELDS)
-_RFM_FIELDS = ("r", "f", "m", "segment", "rfm_class")
-_NO_RFM = {"r": 0, "f": 0, "m": 0, "segment": "", "rfm_class": ""}
+_NO_PURCHASE = dict.fromkeys(  # the columns of the purchase block, empty
+    ("p_alive", "expected_purchases", "expected_order_value", "clv", "atv")
+)
+_NO_RFM = {"r": 0, "f": 0, "m": 0, "segment": "", "rfm_class": ""}  # of the RFM block
+
+
+def _flatten(row: dict[str, Any], block: BaseModel | None, empty: dict[str, Any]) -> None:
+    """A block's fields (those of `empty`) into `row`; `empty`'s values for no block."""
+    if block is None:
+        row.update(empty)
+    else:
+        values = block.__dict__
+        row.update((name, values[name]) for name in empty)
 
 
 def score_row(doc: ScoreDocument) -> dict[str, Any]:
@@ -87,18 +97,8 @@ def score_row(doc: ScoreDocument) -> dict[str, Any]:
     row: dict[str, Any] = {name: fields[name] for name in _SCORE_FIELDS}
     row["stage"] = fields["stage"] or ""
     row["monetary"] = Decimal(str(fields["monetary"]))
-    rfm = fields["rfm"]
-    if rfm is None:
-        row.update(_NO_RFM)
-    else:
-        rfm_fields = rfm.__dict__
-        row.update((name, rfm_fields[name]) for name in _RFM_FIELDS)
-    purchase = fields["purchase"]
-    if purchase is None:
-        row.update(_NO_PURCHASE)
-    else:
-        purchase_fields = purchase.__dict__
-        row.update((name, purchase_fields[name]) for name in _PURCHASE_FIELDS)
+    _flatten(row, fields["rfm"], _NO_RFM)
+    _flatten(row, fields["purchase"], _NO_PURCHASE)
     sentiment = fields["sentiment"]
     row["sentiment"] = sentiment.label if sentiment is not None else ""
     return row

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 PAID = "order_paid"
 REFUNDED = "order_refunded"
+ORDER_TYPES = frozenset({PAID, REFUNDED})  # the facts the order ledger takes
 UNKNOWN_ORDER = "unknown_order"
 CONFLICTING_ORDER = "conflicting_order"
 
@@ -55,7 +56,7 @@ def check(state: UserState, fact: Fact) -> Verdict:
     payment of an order already paid with another amount (`conflicting_order`) and for a
     refund dated before its order's payment (`unknown_order`).
     """
-    if fact.type not in (PAID, REFUNDED) or fact.order_id is None:
+    if fact.type not in ORDER_TYPES or fact.order_id is None:
         return "apply"
     entry = state.orders.get(fact.order_id)
     if fact.type == PAID:
