@@ -253,14 +253,17 @@ class Counted(Protocol):
 
 def profiler(pid: int, phase: str) -> subprocess.Popen[bytes] | None:
     """py-spy sampling the worker without stopping it, when `BENCH_PROFILE` names a file and
-    `BENCH_PROFILE_PHASE` (`run`, the default, or `load`) is this phase: collapsed stacks."""
+    `BENCH_PROFILE_PHASE` (`run`, the default, or `load`) is this phase: collapsed stacks, by
+    thread; with `BENCH_PROFILE_IDLE=1` the samples of waiting threads too (where the loop
+    waits for records or a checkpoint)."""
     profile = os.environ.get("BENCH_PROFILE")
     if not profile or os.environ.get("BENCH_PROFILE_PHASE", "run") != phase:
         return None
+    idle = ["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") == "1" else []
     return subprocess.Popen(
         [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format",
          "raw", "-r", "100", "-d", os.environ.get("BENCH_PROFILE_SECONDS", "40"),
-         "-o", profile, "--pid", str(pid)],
+         "--threads", *idle, "-o", profile, "--pid", str(pid)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
