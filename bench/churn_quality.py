@@ -25,7 +25,8 @@ from river import metrics
 from pipeline.demo import topics_of
 from pipeline.demo_model import World, utc_midnight
 from pipeline.domain.churn import ChurnModel
-from pipeline.domain.state import Transition, UserState
+from pipeline.domain.history import Transition
+from pipeline.domain.state import UserState
 from pipeline.scorer import Scorer
 from pipeline.settings import Settings
 from pipeline.store import UserStore

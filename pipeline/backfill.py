@@ -16,108 +16,31 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, get_args
+from typing import Any
 
 import click
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from pipeline.produce import SHOWN_DETAILS, Pacer, Report, file_format, kinds_of
+from pipeline.backfill_plan import Outgoing, Plan, plan, topics_by_kind
+from pipeline.produce import SHOWN_DETAILS, Pacer, file_format
 from pipeline.settings import Settings
-from schemas.events import EVENT_MODELS, Kind
-from schemas.files import Record, read_events
+from schemas.files import read_events
 from schemas.headers import Headers, backfill_headers, end_marker_headers
-from schemas.validation import MISSING_FIELD, TOO_LARGE, UNKNOWN_TYPE, Rejection, Validator
 
 FLUSH_SECONDS = 60.0
 PROGRESS_EVERY = 1000  # events sent between two updates of the progress bar
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-# Every event type names its kind: the four kinds' types are disjoint.
-KIND_OF_TYPE: dict[str, Kind] = {
-    event_type: kind
-    for kind, model in EVENT_MODELS.items()
-    for event_type in get_args(model.model_fields["type"].annotation)
-}
-assert len(KIND_OF_TYPE) == sum(
-    len(get_args(m.model_fields["type"].annotation)) for m in EVENT_MODELS.values()
-), "two kinds share an event type: a backfill could not route by type"
 
 
 class BackfillError(click.ClickException):
     """A usage or connection problem: nothing was sent (exit 2)."""
 
     exit_code = 2
-
-
-class Outgoing(NamedTuple):
-    """A valid event, serialized, with its topic and key; `line` is its line in the file."""
-
-    ts_ms: int
-    line: int
-    topic: str
-    key: bytes
-    value: bytes
-
-
-@dataclass
-class Plan:
-    """The valid events of a file in event-time order, and the rejected lines."""
-
-    events: list[Outgoing]
-    report: Report
-    seconds: float = 0.0  # reading, validating and sorting
-
-
-def topics_by_kind(settings: Settings) -> dict[Kind, str]:
-    """Each kind's input topic."""
-    return {kind: topic for topic, kind in kinds_of(settings).items()}
-
-
-def kind_of_record(data: dict[str, Any]) -> Kind:
-    """The kind of an event by its `type`, or a Rejection as the validator words it."""
-    event_type = data.get("type")
-    if event_type is None:
-        raise Rejection(MISSING_FIELD, "type", "required field is missing")
-    if not isinstance(event_type, str) or event_type not in KIND_OF_TYPE:
-        raise Rejection(
-            UNKNOWN_TYPE, "type", f"{event_type!r} is not a type of any of the four input topics"
-        )
-    return KIND_OF_TYPE[event_type]
-
-
-def plan(
-    records: Iterable[Record],
-    topics: dict[Kind, str],
-    validator: Validator,
-    progress: Callable[[int], None] = lambda _line: None,
-    clock: Callable[[], float] = time.time,
-) -> Plan:
-    """Validate every record (as `lifecycle produce` does) and route it by its type; the
-    valid ones come back sorted by event time, ties in file order."""
-    report = Report()
-    events: list[Outgoing] = []
-    for line, record in records:
-        progress(line)
-        if isinstance(record, Rejection):
-            report.rejected.append((line, record))
-            continue
-        try:
-            kind = kind_of_record(record)
-            event = validator.check(kind, record, int(clock() * 1000))
-            value = event.model_dump_json(exclude_none=True).encode()
-            if len(value) > validator.max_bytes:
-                raise Rejection(TOO_LARGE, None, f"{len(value)} bytes, limit {validator.max_bytes}")
-        except Rejection as rejection:
-            report.rejected.append((line, rejection))
-            continue
-        events.append(Outgoing(event.ts_ms, line, topics[kind], event.user_id.encode(), value))
-    events.sort(key=lambda e: e.ts_ms)  # list.sort is stable: equal times keep file order
-    return Plan(events, report)
 
 
 def end_markers(partitions: dict[str, list[int]]) -> list[tuple[str, int]]:

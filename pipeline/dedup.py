@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipeline.domain.state import Fact, UserState, seen_at, seen_payload
+from pipeline.domain.facts import Fact, seen_at, seen_payload
+from pipeline.domain.state import UserState
 from pipeline.settings import Settings
 from schemas.validation import CONFLICTING_DUPLICATE, Rejection
 

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pipeline.domain.churn import ChurnModel, label_for, on_silent
 from pipeline.domain.document import Derived
 from pipeline.domain.engagement import Engagement, add, interaction_amount, value_at, watch_amount
+from pipeline.domain.facts import Fact
+from pipeline.domain.history import Transition
 from pipeline.domain.orders import ORDER_TYPES
 from pipeline.domain.profile import (
     Models,
@@ -20,7 +22,7 @@ from pipeline.domain.profile import (
 from pipeline.domain.rfm import RfmValues
 from pipeline.domain.sentiment import TEXT_TYPES, classify
 from pipeline.domain.stages import DAY_MS, Stage
-from pipeline.domain.state import Fact, Transition, UserState
+from pipeline.domain.state import UserState
 from pipeline.leader import buyer_row
 from pipeline.refit import RefitResult, fit, inputs_of
 from pipeline.settings import Settings

@@ -27,7 +27,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from pipeline.domain import orders
-from pipeline.domain.state import Fact, UserState
+from pipeline.domain.facts import Fact
+from pipeline.domain.state import UserState
 from pipeline.store import UserStore
 from schemas.validation import Rejection
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from pipeline.domain.document import score_document
-from pipeline.domain.facts import AmountOutOfRange, to_fact
-from pipeline.domain.state import Fact, Transition, UserState
+from pipeline.domain.facts import AmountOutOfRange, Fact, to_fact
+from pipeline.domain.history import Transition
+from pipeline.domain.state import UserState
 from pipeline.domain.triggers import Fired
 from pipeline.enrich import Enricher
 from pipeline.held_refunds import LateDeadLetter

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
+from pipeline.domain.facts import Fact
+from pipeline.domain.history import Transition
 from pipeline.domain.sentiment import TEXT_TYPES, classify
-from pipeline.domain.state import Fact, Transition
 from schemas.events import AnyEvent
 from schemas.scores import ScoreDocument
 

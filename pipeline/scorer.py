@@ -8,10 +8,11 @@ from typing import Any
 
 from pipeline.dedup import Dedup
 from pipeline.domain import orders
-from pipeline.domain.facts import to_fact
+from pipeline.domain.facts import Fact, event_digest, to_fact
+from pipeline.domain.history import advance
 from pipeline.domain.sentiment import classify
 from pipeline.domain.stages import StageRules
-from pipeline.domain.state import PAID, Fact, UserState, advance, apply, event_digest
+from pipeline.domain.state import PAID, UserState, apply
 from pipeline.domain.triggers import Fired, RuleSet, load_rules
 from pipeline.enrich import Enricher
 from pipeline.held_refunds import HeldRefunds

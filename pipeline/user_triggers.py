@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.domain.state import PAID, Fact, Transition, UserState
+from pipeline.domain.facts import Fact
+from pipeline.domain.history import Transition
+from pipeline.domain.state import PAID, UserState
 from pipeline.domain.triggers import Fired, Marks, Rule, RuleSet, Value, evaluate
 from schemas.scores import ScoreDocument
 

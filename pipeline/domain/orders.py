@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from pipeline.domain.state import Fact, UserState
+    from pipeline.domain.facts import Fact
+    from pipeline.domain.state import UserState
 
 PAID = "order_paid"
 REFUNDED = "order_refunded"

@@ -2,89 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import zlib
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 from pipeline.domain import orders as ledger
-from pipeline.domain.history import derive
+from pipeline.domain.facts import SEEN_TIME_MASK, Fact, packed_seen
+from pipeline.domain.history import Transition, advance, move, prune, rederive, stage_now
 from pipeline.domain.orders import PAID, REFUNDED, OrderLimits
-from pipeline.domain.stages import REACTIVATED_FROM, Stage, StageRules, change_points, stage_at
+from pipeline.domain.stages import Stage, StageRules
 
-__all__ = ["PAID", "REFUNDED", "Fact", "Transition", "UserState", "advance", "apply"]
+__all__ = ["PAID", "REFUNDED", "UserState", "apply"]
 DEFAULT_ORDER_LIMITS = OrderLimits()
-
-NOT_INTERACTIONS = frozenset({"touch_sent", "touch_opened"})
-
-
-class Fact(NamedTuple):
-    """What the domain needs of a validated event, free of any transport type (a named
-    tuple: one is made for every event, at a fifth of a frozen dataclass's cost)."""
-
-    user_id: str
-    type: str
-    ts_ms: int
-    amount_cents: int = 0  # in the base currency, for orders
-    seconds: float = 0.0  # watched, for `watch`
-    text: str | None = None  # of a comment or chat message
-    room_id: str | None = None  # of a live event
-    session_id: str | None = None  # of a live event: one broadcast
-    order_id: str | None = None  # of an order event
-    payload: int = 0  # payload_digest of the event (0: unknown), to tell a retry from a reuse
-
-    @property
-    def is_interaction(self) -> bool:
-        return self.type not in NOT_INTERACTIONS
-
-
-def event_digest(event_id: str) -> int:
-    """A stable 64-bit digest of an event id (the same in every process)."""
-    return int.from_bytes(
-        hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big", signed=True
-    )
-
-
-# A remembered event id maps to its event time (ms, the low 42 bits: up to the year 2109)
-# and a 20-bit digest of its payload above them, in one int that stays within int64.
-_TS_BITS = 42
-_TS_MASK = (1 << _TS_BITS) - 1
-_PAYLOAD_BITS = 20
-
-
-def payload_digest(canonical: bytes) -> int:
-    """A stable digest of an event's payload, 1 to 2^20 - 1 (0 means unknown): a resend of
-    the same event gives the same digest, a reused id with another payload another one
-    (with probability 1 - 2^-20)."""
-    return (zlib.crc32(canonical) % ((1 << _PAYLOAD_BITS) - 1)) + 1
-
-
-def seen_at(packed: int) -> int:
-    """Event time (ms) of a remembered event id."""
-    return packed & _TS_MASK
-
-
-def seen_payload(packed: int) -> int:
-    """Payload digest of a remembered event id (0: remembered before digests were kept)."""
-    return packed >> _TS_BITS
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A stage change of one user at an event time."""
-
-    user_id: str
-    from_stage: Stage | None
-    to_stage: Stage
-    at_ms: int
-    # A correction: this transition, published before, is no longer part of the history (a
-    # late event changed what happened from some time on).
-    retracted: bool = False
-
-    @property
-    def is_reactivation(self) -> bool:
-        return self.from_stage in REACTIVATED_FROM and self.to_stage not in REACTIVATED_FROM
 
 
 @dataclass(slots=True)
@@ -168,13 +97,13 @@ class UserState:
         (default: the user's newest event), unless not `by_age`; never more than
         `max_ids`."""
         seen = self.seen_ids
-        seen[digest] = (payload << _TS_BITS) | (ts_ms & _TS_MASK)
+        seen[digest] = packed_seen(ts_ms, payload)
         newest = newest_ms
         if newest is None:
             newest = self.last_event_ms if self.last_event_ms is not None else ts_ms
         if by_age and len(seen) > min_ids:
             oldest = newest - horizon_ms
-            stale = [d for d, packed in seen.items() if packed & _TS_MASK < oldest]
+            stale = [d for d, packed in seen.items() if packed & SEEN_TIME_MASK < oldest]
             for d in stale[: len(seen) - min_ids]:
                 del seen[d]
         while len(seen) > max_ids:
@@ -203,88 +132,6 @@ class UserState:
 _FIELDS = tuple(f.name for f in fields(UserState))
 
 
-def _stage_now(state: UserState, rules: StageRules, at_ms: int) -> Stage | None:
-    return stage_at(
-        rules, at_ms, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
-    )
-
-
-def _move(state: UserState, to: Stage | None, at_ms: int, out: list[Transition]) -> None:
-    if to is None or to == state.stage:
-        return
-    transition = Transition(state.user_id, state.stage, to, at_ms)
-    if transition.is_reactivation:
-        state.reactivations += 1
-    state.history.append([state.stage, to, at_ms])
-    state.stage = to
-    state.stage_since_ms = at_ms
-    out.append(transition)
-
-
-def _exact_from(state: UserState, rules: StageRules) -> int | None:
-    """The earliest time the kept interactions derive the stage exactly from (None: all
-    of them are kept, so any time)."""
-    kept = state.recent_interactions_ms
-    if state.interactions <= len(kept):
-        return None
-    return kept[rules.active_min_interactions - 1]
-
-
-def _prune(state: UserState, rules: StageRules) -> None:
-    """Drop history no late event can change any more (before the exact horizon), keeping
-    the last transition before it."""
-    horizon = _exact_from(state, rules)
-    history = state.history
-    if horizon is None or len(history) < 2:
-        return
-    cut = 0
-    while cut + 1 < len(history) and history[cut + 1][2] < horizon:
-        cut += 1
-    if cut:
-        del history[:cut]
-
-
-def rederive(state: UserState, rules: StageRules, from_ms: int) -> list[Transition]:
-    """Derive the history again from `from_ms` up to the state's clock after a late event;
-    returns the corrections: transitions retracted, then transitions added."""
-    if state.clock_ms is None:
-        return []
-    start = from_ms
-    horizon = _exact_from(state, rules)
-    if horizon is not None and start < horizon:
-        state.history_gaps += 1
-        start = horizon
-    history = state.history
-    keep = [h for h in history if h[2] < start]
-    old = [h for h in history if h[2] >= start]
-    if keep:
-        before: Stage | None = keep[-1][1]
-    elif old:
-        before = old[0][0]
-    else:
-        before = state.stage
-    new = derive(
-        rules, state.recent_interactions_ms, state.first_paid_ms, before, start, state.clock_ms
-    )
-    old_set = {(f, t, at) for f, t, at in old}
-    new_set = set(new)
-    out = [
-        Transition(state.user_id, f, t, at, retracted=True)
-        for f, t, at in old
-        if (f, t, at) not in new_set
-    ]
-    out += [Transition(state.user_id, f, t, at) for f, t, at in new if (f, t, at) not in old_set]
-    for transition in out:
-        if transition.is_reactivation:
-            state.reactivations += -1 if transition.retracted else 1
-    state.history = keep + [[f, t, at] for f, t, at in new]
-    if state.history:
-        state.stage, state.stage_since_ms = state.history[-1][1], state.history[-1][2]
-    else:
-        state.stage = before
-    return out
-
-
 def _watch(state: UserState, fact: Fact) -> None:
     """Seconds watched in the user's latest live session; a late report of an earlier
     session does not count towards the current one."""
@@ -295,33 +142,6 @@ def _watch(state: UserState, fact: Fact) -> None:
         state.watch_session_id = fact.session_id
         state.watch_session_s = fact.seconds
         state.watch_session_ms = fact.ts_ms
-
-
-def advance(state: UserState, rules: StageRules, now_ms: int) -> list[Transition]:
-    """Derive the stage history on to `now_ms` with no new event (a watermark settling idle
-    users, or the time just before a new event).
-
-    Each transition carries the exact time its rule fired (say, 30 days after the last
-    interaction), so advancing late gives the same history as advancing often.
-    Advancing to `now_ms` settles it: an event stamped at or before it is late and corrects
-    the history (so a watermark settles the times strictly before its own).
-    """
-    if state.clock_ms is not None and now_ms <= state.clock_ms:
-        return []  # derived that far already
-    out: list[Transition] = []
-    points = change_points(
-        rules, state.last_interaction_ms, state.recent_interactions_ms, state.first_paid_ms
-    )
-    after = state.clock_ms if state.clock_ms is not None else -1
-    for point in points:
-        if point <= after:
-            continue
-        if point > now_ms:
-            break
-        _move(state, _stage_now(state, rules, point), point, out)
-    if state.last_interaction_ms is not None:
-        state.clock_ms = now_ms
-    return out
 
 
 def _keep_interaction(
@@ -397,11 +217,11 @@ def apply(
         ledger.record(state, fact, counted, limits or DEFAULT_ORDER_LIMITS)
     if fact.is_interaction and in_order:
         state.clock_ms = ts
-        _move(state, _stage_now(state, rules, ts), ts, out)
+        move(state, stage_now(state, rules, ts), ts, out)
     elif fact.is_interaction:
         out += rederive(state, rules, ts)
     # The history is known at least up to the user's latest event, of any kind.
     out += advance(state, rules, state.last_event_ms)
-    _prune(state, rules)
+    prune(state, rules)
     state.version += 1
     return out

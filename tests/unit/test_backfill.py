@@ -10,19 +10,15 @@ import pytest
 from kafka.partitioner.default import murmur2
 
 from pipeline.backfill import (
-    KIND_OF_TYPE,
     Delays,
     Partitions,
-    Plan,
     Sent,
     check_backfill_id,
     end_markers,
-    kind_of_record,
     new_backfill_id,
-    plan,
     summary,
-    topics_by_kind,
 )
+from pipeline.backfill_plan import KIND_OF_TYPE, Plan, kind_of_record, plan, topics_by_kind
 from pipeline.produce import Report
 from pipeline.settings import Settings
 from schemas.events import EVENT_MODELS

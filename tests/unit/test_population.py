@@ -11,6 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.domain.history import Transition
 from pipeline.domain.population import (
     EXACT_CENTS,
     MONEY_ACCURACY,
@@ -24,7 +25,7 @@ from pipeline.domain.population import (
 from pipeline.domain.profile import Models
 from pipeline.domain.rfm_scale import score_of, thresholds
 from pipeline.domain.stages import DAY_MS, Stage
-from pipeline.domain.state import Transition, UserState
+from pipeline.domain.state import UserState
 from pipeline.enrich import Enricher
 from pipeline.leader import adopt, fit_population
 from pipeline.settings import Settings

@@ -5,8 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from pipeline.domain.facts import Fact
+from pipeline.domain.history import Transition, advance
 from pipeline.domain.stages import DAY_MS, Stage, StageRules
-from pipeline.domain.state import Fact, Transition, UserState, advance, apply
+from pipeline.domain.state import UserState, apply
 
 T0 = 1_700_000_000_000
 RULES = StageRules()

@@ -8,8 +8,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.domain.facts import Fact
+from pipeline.domain.history import Transition, advance
 from pipeline.domain.stages import DAY_MS, Stage, StageRules, stage_at
-from pipeline.domain.state import Fact, Transition, UserState, advance, apply
+from pipeline.domain.state import UserState, apply
 
 T0 = 1_700_000_000_000
 TYPES = [
