@@ -10,6 +10,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from pipeline.batched_sends import BatchedSends, BatchProducer
+
 # Sends between turns of the event loop while a checkpoint writes its changelog records.
 _SENDS_A_TURN = 500
 
@@ -17,16 +19,8 @@ _SENDS_A_TURN = 500
 Records = Sequence[tuple[bytes, bytes | None]]
 
 
-class Producer(Protocol):
+class Producer(BatchProducer, Protocol):
     """What a checkpoint needs of an `AIOKafkaProducer`."""
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-    ) -> asyncio.Future[Any]: ...
 
     async def flush(self) -> None: ...
 
@@ -37,18 +31,24 @@ async def write_changelog(
     """Send each partition's records to the same partition of `topic` and wait until the
     broker has them all; returns the last offset written per partition (partitions without
     records are absent). A failed send raises."""
-    futures = []
+    batches = BatchedSends(producer)
+    added = 0
     for partition, records in changes.items():
         for key, value in records:
-            futures.append(await producer.send(topic, key=key, value=value, partition=partition))
-            if len(futures) % _SENDS_A_TURN == 0:
-                await asyncio.sleep(0)  # a send does not yield: let the engine's loop go on
-    if not futures:
+            await batches.add(topic, key, value, partition)
+            added += 1
+            if added % _SENDS_A_TURN == 0:
+                await asyncio.sleep(0)  # adding does not yield: let the engine's loop go on
+    submitted = await batches.submit()
+    if not submitted:
         return {}
     await producer.flush()
     last: dict[int, int] = {}
-    for metadata in await asyncio.gather(*futures):
-        last[metadata.partition] = max(last.get(metadata.partition, -1), metadata.offset)
+    for batch, metadata in zip(
+        submitted, await asyncio.gather(*(s.future for s in submitted)), strict=True
+    ):
+        end = metadata.offset + batch.records - 1  # (a batch's offset is its first record's)
+        last[batch.partition] = max(last.get(batch.partition, -1), end)
     return last
 
 

@@ -1,8 +1,10 @@
 """What the scoring engine sends: triggers, stage changes, room comments, score documents and
 dead letters, with the sink's rows and the metrics of each outcome.
 
-Every send's future is kept until the next checkpoint takes them (`take_sends`): no offset is
-committed before the records of the events under it are on the broker.
+Records go in batches (`pipeline.batched_sends`), handed to the producer at the end of each
+round of the loop (`submit`). Every batch's future is kept until the next checkpoint takes them
+(`take_sends`): no offset is committed before the records of the events under it are on the
+broker.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from pipeline import metrics
+from pipeline.batched_sends import BatchedSends
 from pipeline.dead_letters import dead_letter
 from pipeline.domain.state import UserState
 from pipeline.domain.triggers import Fired
@@ -47,6 +50,7 @@ class ScoringOutputs:
         self.scorer = scorer
         self.sink = sink
         self.producer = producer
+        self.batches = BatchedSends(producer)
         self.sends: list[asyncio.Future[Any]] = []
         self.pending_docs: dict[str, UserState] = {}  # changed users whose document is due
         # One line per input topic and reason a minute: a producer that sends nothing but bad
@@ -55,8 +59,14 @@ class ScoringOutputs:
         # Live events applied since documents last went out: (event time, written), epoch ms.
         self.timings: list[tuple[int, int]] = []
 
-    def take_sends(self) -> list[asyncio.Future[Any]]:
-        """The futures of the records sent since the last call."""
+    async def submit(self) -> None:
+        """The records added so far to the producer, in whole batches."""
+        self.sends += [batch.future for batch in await self.batches.submit()]
+
+    async def take_sends(self) -> list[asyncio.Future[Any]]:
+        """The futures of the records sent since the last call (the open batches first
+        submitted)."""
+        await self.submit()
         sends, self.sends = self.sends, []
         return sends
 
@@ -87,39 +97,27 @@ class ScoringOutputs:
             topic = self.settings.topic_stage_changes
             for table, row in outcome.rows:
                 if table == "stage_transitions":
-                    self.sends.append(
-                        await self.producer.send(
-                            topic, key=row["user_id"].encode(), value=orjson.dumps(row)
-                        )
-                    )
+                    await self.batches.add(topic, row["user_id"].encode(), orjson.dumps(row))
         for late in outcome.dead_letters:  # held refunds refused after they were held
             rejection = late.rejection
             metrics.DEAD_LETTERS.labels(late.topic, rejection.reason).inc()
             self.log_rejection(rejection, rejection, TopicPartition(late.topic, late.partition), -1)
             value = dead_letter(rejection, late.topic, late.partition, -1, late.key, late.value)
-            self.sends.append(
-                await self.producer.send(
-                    self.settings.topic_dead_letters, key=late.key, value=value
-                )
-            )
+            await self.batches.add(self.settings.topic_dead_letters, late.key, value)
         comment = outcome.room_comment
         if comment is not None:
-            self.sends.append(
-                await self.producer.send(
-                    self.settings.room_comments_topic,
-                    key=comment.room_id.encode(),
-                    value=orjson.dumps(comment._asdict()),
-                )
+            await self.batches.add(
+                self.settings.room_comments_topic,
+                comment.room_id.encode(),
+                orjson.dumps(comment._asdict()),
             )
 
     async def fire(self, fired: list[tuple[Fired, bytes]]) -> None:
         """Fired triggers to `lifecycle-triggers`, keyed by their subject."""
         for trigger, message in fired:
             metrics.TRIGGERS.labels(trigger.rule).inc()
-            self.sends.append(
-                await self.producer.send(
-                    self.settings.topic_triggers, key=trigger.subject_id.encode(), value=message
-                )
+            await self.batches.add(
+                self.settings.topic_triggers, trigger.subject_id.encode(), message
             )
 
     def rescore(self, owned: Container[int], changed: dict[str, UserState]) -> None:
@@ -169,16 +167,16 @@ class ScoringOutputs:
             for trigger, _ in fired:
                 self.sink.add("triggers", trigger_row(trigger, now))
             await self.fire(fired)
-            self.sends.append(
-                await self.producer.send(
-                    topic, key=document.user_id.encode(), value=document.model_dump_json().encode()
-                )
+            await self.batches.add(
+                topic, document.user_id.encode(), document.model_dump_json().encode()
             )
 
     async def erase(self, user_id: str) -> asyncio.Future[Any]:
         """The person's document no longer goes out; a tombstone replaces it on the compacted
-        scores topic (returns its send's future)."""
+        scores topic (returns its send's future: the tombstone's own offset). The batches
+        added so far go first, so no document of the person lands after it."""
         self.pending_docs.pop(user_id, None)
+        await self.submit()
         future: asyncio.Future[Any] = await self.producer.send(
             self.settings.topic_scores, key=user_id.encode(), value=None
         )
@@ -194,9 +192,7 @@ class ScoringOutputs:
         value = dead_letter(
             rejection, tp.topic, tp.partition, record.offset, record.key, record.value
         )
-        self.sends.append(
-            await self.producer.send(self.settings.topic_dead_letters, key=record.key, value=value)
-        )
+        await self.batches.add(self.settings.topic_dead_letters, record.key, value)
 
     def log_rejection(
         self, rejection: Rejection, exc: Exception, tp: TopicPartition, offset: int

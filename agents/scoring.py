@@ -176,6 +176,7 @@ class ScoringEngine(BatchEngine):
             # Caught up: checkpoints come at the live interval again.
             live_due = self._checkpoint_at + self.settings.commit_interval_seconds
             self._next_checkpoint = min(self._next_checkpoint, live_due)
+        await outputs.submit()  # the round's records, in whole batches
         latest = scorer.event_clock_ms()
         if latest is not None:
             metrics.EVENT_CLOCK.set(latest / 1000)
@@ -224,7 +225,7 @@ class ScoringEngine(BatchEngine):
         offsets: dict[TopicPartition, int] = {}
         for owned in self.partitions.values():
             offsets.update(owned.offsets.to_commit())
-        sends = self.outputs.take_sends()
+        sends = await self.outputs.take_sends()
         erasing, self.erasures.waiting = self.erasures.waiting, []
         commit = self._commit(self._checkpoint_at, sends, offsets, erasing)
         self._in_flight = asyncio.create_task(commit, name="checkpoint")

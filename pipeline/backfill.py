@@ -24,9 +24,9 @@ from typing import Any
 import click
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from pipeline.backfill_plan import Outgoing, Plan, plan, topics_by_kind
+from pipeline.batched_sends import BatchedSends
 from pipeline.produce import SHOWN_DETAILS, Pacer, file_format
 from pipeline.settings import Settings
 from schemas.files import read_events
@@ -91,23 +91,6 @@ class Sent:
         self.first_error = self.first_error or f"{type(exc).__name__}: {exc}"
 
 
-class Partitions:
-    """The partition of each (topic, key), as the producer's default partitioner (murmur2,
-    like the Java client and kafka-python) places it; worked out once per user and topic."""
-
-    def __init__(self, partitions: dict[str, list[int]]) -> None:
-        self.partitions = partitions
-        self._known: dict[tuple[str, bytes], int] = {}
-        self._partitioner = DefaultPartitioner()
-
-    def of(self, topic: str, key: bytes) -> int:
-        known = self._known.get((topic, key))
-        if known is None:
-            numbers = self.partitions[topic]
-            known = self._known[topic, key] = self._partitioner(key, numbers, numbers)
-        return known
-
-
 async def _acknowledged(
     producer: AIOKafkaProducer, futures: list[tuple[asyncio.Future[Any], int]], result: Sent
 ) -> int:
@@ -138,54 +121,26 @@ async def send_plan(
 ) -> Sent:
     """Send the events in order, then, once they are acknowledged, the end markers.
 
-    Records go in batches built here, one open batch per topic-partition, submitted when
-    full: aiokafka's per-record `send` cost 18 us of CPU a record, three quarters of it in
-    futures, the partitioner and the accumulator. The producer keeps one request in flight
-    per broker and one queued batch per topic-partition, so each partition's records land in
-    the order they were sent."""
+    Records go in batches built here (`pipeline.batched_sends`), submitted when full; each
+    partition's records land in the order they were sent."""
     result = Sent()
     delays = None if rate is None else Delays(rate)
     headers: Headers = backfill_headers(backfill_id)
-    placed = Partitions(partitions)
-    open_batches: dict[tuple[str, int], tuple[Any, int]] = {}
+    batches = BatchedSends(producer, partitions, remember_keys=True)
     futures: list[tuple[asyncio.Future[Any], int]] = []
-
-    async def submit(tp: tuple[str, int]) -> None:
-        batch, count = open_batches.pop(tp)
-        try:
-            futures.append((await producer.send_batch(batch, tp[0], partition=tp[1]), count))
-        except KafkaError as exc:
-            result.fail(exc, count)
-
     started = time.perf_counter()
     for n, event in enumerate(events, start=1):
         if delays is not None and (delay := delays.next()) > 0:
-            for tp in list(open_batches):  # what is due goes before the pause
-                await submit(tp)
+            # What is due goes before the pause.
+            futures += [(s.future, s.records) for s in await batches.submit()]
             await asyncio.sleep(delay)
-        tp = (event.topic, placed.of(event.topic, event.key))
-        batch, count = open_batches.get(tp) or (producer.create_batch(), 0)
-        if (
-            batch.append(timestamp=None, key=event.key, value=event.value, headers=headers)
-            is not None
-        ):
-            open_batches[tp] = (batch, count + 1)
-        else:  # full: submitted, and the record opens the next one
-            if count:
-                open_batches[tp] = (batch, count)
-                await submit(tp)
-            batch = producer.create_batch()
-            if (
-                batch.append(timestamp=None, key=event.key, value=event.value, headers=headers)
-                is not None
-            ):
-                open_batches[tp] = (batch, 1)
-            else:
-                result.fail(ValueError(f"{len(event.value)} bytes do not fit in a batch"))
+        try:
+            await batches.add(event.topic, event.key, event.value, headers=headers)
+        except ValueError as exc:
+            result.fail(exc)
         if n % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
-    for tp in list(open_batches):
-        await submit(tp)
+    futures += [(s.future, s.records) for s in await batches.submit()]
     progress(len(events) % PROGRESS_EVERY)
     result.sent = await _acknowledged(producer, futures, result)
     result.seconds = time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ from kafka.partitioner.default import murmur2
 
 from pipeline.backfill import (
     Delays,
-    Partitions,
     Sent,
     check_backfill_id,
     end_markers,
@@ -19,6 +19,7 @@ from pipeline.backfill import (
     summary,
 )
 from pipeline.backfill_plan import KIND_OF_TYPE, Plan, kind_of_record, plan, topics_by_kind
+from pipeline.batched_sends import BatchedSends
 from pipeline.produce import Report
 from pipeline.settings import Settings
 from schemas.events import EVENT_MODELS
@@ -205,13 +206,20 @@ def test_an_end_marker_on_every_partition_of_each_topic() -> None:
     assert markers == [("a", 0), ("a", 1), ("a", 2), ("b", 0)]
 
 
-def test_events_go_where_the_sdk_sends_a_users_live_events() -> None:
-    """The same murmur2 placement as kafka-python (and the Java client)."""
-    placed = Partitions({"t": [0, 1, 2, 3], "u": [0, 1, 2]})
-    for n in range(500):
-        key = f"user-{n}".encode()
-        assert placed.of("t", key) == (murmur2(key) & 0x7FFFFFFF) % 4
-        assert placed.of("u", key) == (murmur2(key) & 0x7FFFFFFF) % 3
+@pytest.mark.parametrize("remember_keys", [False, True])
+def test_events_go_where_the_sdk_sends_a_users_live_events(remember_keys: bool) -> None:
+    """The same murmur2 placement as kafka-python (and the Java client), each topic's
+    partitions taken in order whatever order they are given in."""
+    placed = BatchedSends(None, {"t": [3, 1, 2, 0], "u": [0, 1, 2]}, remember_keys)  # type: ignore[arg-type]
+
+    async def placements() -> None:
+        for _ in range(2):
+            for n in range(500):
+                key = f"user-{n}".encode()
+                assert await placed.partition_of("t", key) == (murmur2(key) & 0x7FFFFFFF) % 4
+                assert await placed.partition_of("u", key) == (murmur2(key) & 0x7FFFFFFF) % 3
+
+    asyncio.run(placements())
 
 
 def test_backfill_ids() -> None:

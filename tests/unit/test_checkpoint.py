@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import pytest
 from aiokafka.structs import TopicPartition
 
-from agents.changelog import Records
+from agents.changelog import Records, write_changelog
 from agents.checkpoint import Checkpoint, Durability
 from sinks.base import BatchingSink, Row
 from sinks.memory import MemoryClient
@@ -23,13 +23,20 @@ class Metadata(NamedTuple):
     offset: int
 
 
+class Batch(list[bytes | None]):
+    def append_record(self, value: bytes | None) -> bool:
+        self.append(value)
+        return True
+
+
 class Producer:
-    """Sends resolve on `flush`, each at the next offset of its topic-partition."""
+    """Sends (of a record or of a batch) resolve on `flush`, each at the next offset of its
+    topic-partition (a batch's at its first record's)."""
 
     def __init__(self, steps: list[str], fail_topic: str | None = None) -> None:
         self.steps = steps
         self.fail_topic = fail_topic
-        self.unflushed: list[tuple[asyncio.Future[Any], str, int]] = []
+        self.unflushed: list[tuple[asyncio.Future[Any], str, int, int]] = []
         self.next_offset: dict[tuple[str, int], int] = {}
 
     async def send(
@@ -39,19 +46,36 @@ class Producer:
         key: bytes | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[Any]:
+        return await self.send_batch(Batch([value]), topic, partition=partition or 0)
+
+    def create_batch(self) -> Any:
+        class Builder:
+            def __init__(self) -> None:
+                self.records = Batch()
+
+            def append(self, **record: Any) -> bool:
+                return self.records.append_record(record["value"])
+
+        return Builder()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
         self.steps.append(f"send {topic}")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.unflushed.append((future, topic, partition or 0))
+        count = len(batch) if isinstance(batch, Batch) else len(batch.records)
+        self.unflushed.append((future, topic, partition, count))
         return future
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
 
     async def flush(self) -> None:
         self.steps.append("flush producer")
-        for future, topic, partition in self.unflushed:
+        for future, topic, partition, count in self.unflushed:
             if topic == self.fail_topic:
                 future.set_exception(RuntimeError(f"{topic} is gone"))
                 continue
             offset = self.next_offset.get((topic, partition), 0)
-            self.next_offset[topic, partition] = offset + 1
+            self.next_offset[topic, partition] = offset + count
             future.set_result(Metadata(partition, offset))
         self.unflushed = []
 
@@ -149,3 +173,14 @@ async def test_a_failed_send_raises_before_any_commit() -> None:
         await checkpoint.commit(owner)
     assert not any(step.startswith(("commit", "local", "completed")) for step in steps)
     assert not checkpoint.completed
+
+
+async def test_the_changelog_reports_each_partitions_last_offset() -> None:
+    """Records go in one batch per partition; a batch's offset is its first record's, so
+    the last one written is that plus its records less one."""
+    steps: list[str] = []
+    producer = Producer(steps)
+    producer.next_offset[CHANGELOG, 0] = 10
+    changes = {0: [(b"a", b"1"), (b"b", b"2"), (b"c", None)], 2: [(b"d", b"3")]}
+    assert await write_changelog(producer, CHANGELOG, changes) == {0: 12, 2: 0}
+    assert steps == [f"send {CHANGELOG}", f"send {CHANGELOG}", "flush producer"]
