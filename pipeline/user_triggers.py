@@ -150,9 +150,20 @@ class UserTriggers:
         at_ms = user.clock_ms or user.last_event_ms
         if at_ms is None:
             return []
-        # Scores as of a backfilled event are history (a later idle stage change is not).
-        past = user.backfilled_latest and at_ms <= (user.last_event_ms or 0)
+        past = self._history_only(user)
         return self._run(self.on_doc, user, document_values(user, doc), at_ms, past)
+
+    def _history_only(self, user: UserState) -> bool:
+        """The scores of a user whose latest event is a backfill's are history, however late
+        the watermark moves the user on, unless the user's stage changed after that event and
+        within the age of the present (a backfilled user going silent now)."""
+        if not user.backfilled_latest:
+            return False
+        since = user.stage_since_ms
+        if since is None or since <= (user.last_event_ms or 0):
+            return True
+        present_from = self.present_from_ms
+        return present_from is not None and since < present_from
 
     def outcomes(
         self, user: UserState, fact: Fact, event_id: str, trigger_ref: str | None

@@ -128,10 +128,10 @@ def test_what_the_latest_event_was_does_not_depend_on_arrival_order() -> None:
 
 
 def test_an_idle_stage_change_after_history_is_of_the_present() -> None:
-    """The watermark moving a backfilled user on (silent now) is a fact of the present: rules
-    on their scores may fire for it."""
+    """The watermark moving a backfilled user on to a stage change of the present (silent
+    five minutes ago) is a fact of the present: rules on their scores may fire for it."""
     user = User(scorer())
-    backfilled(user, NOW_MS - 31 * DAY_MS, "o1")
+    backfilled(user, NOW_MS - 30 * DAY_MS - 5 * MINUTE, "o1")
     user.scorer.sweep(0, NOW, clock_ms=NOW_MS - MINUTE)  # silent 30 days after the order
     state = user.scorer.store.get("u1")
     assert state is not None
@@ -139,3 +139,25 @@ def test_an_idle_stage_change_after_history_is_of_the_present() -> None:
     assert state.stage.value == "silent"
     doc = user.scorer.document(state, NOW).model_copy(update={"rfm": rfm("A")})
     assert [f.rule for f in user.scorer.triggers.on_document(state, doc)] == ["became_high_value"]
+
+
+def test_a_backfilled_past_the_watermark_settles_late_fires_nothing() -> None:
+    """Found by trying the product: a user backfilled 45 days ago went silent 15 days ago in
+    their history, which a small backfill's watermark only reached when it moved back to the
+    present. That stage change is history, and so are the scores as of the present it moved
+    the user to: no rule on scores fires (it fired `churn_risk` once the model was ready)."""
+    user = User(scorer())
+    backfilled(user, NOW_MS - 45 * DAY_MS, "o1")
+    swept = user.scorer.sweep(0, NOW, clock_ms=NOW_MS - MINUTE)
+    assert [t.to_stage.value for o in swept for t in o.transitions] == ["silent"]
+    assert rules_of(swept) == []  # became_silent: 15 days ago
+    state = user.scorer.store.get("u1")
+    assert state is not None
+    assert state.clock_ms is not None
+    assert state.clock_ms > NOW_MS - 2 * MINUTE  # moved on to the present
+    doc = user.scorer.document(state, NOW).model_copy(update={"rfm": rfm("A")})
+    assert user.scorer.triggers.on_document(state, doc) == []
+    # The same user's next live event is the present: their scores' rules fire again.
+    user.like(NOW_MS - MINUTE // 2)
+    fired = user.scorer.triggers.on_document(state, doc)
+    assert [f.rule for f in fired] == ["became_high_value"]
