@@ -232,7 +232,8 @@ async def _run(
 
 
 def summary(planned: Plan, sent: Sent, topics: int, backfill_id: str) -> str:
-    lines = [f"backfilled {sent.sent} events to {topics} topics (id {backfill_id})"]
+    markers = f"end markers on the {topics} input topics"
+    lines = [f"backfilled {sent.sent} events, {markers} (id {backfill_id})"]
     if sent.failed:
         lines.append(f"failed {sent.failed}: {sent.first_error}")
     lines.append(planned.report.rejection_summary())

@@ -132,7 +132,7 @@ def test_a_file_of_mixed_kinds_lands_on_its_topics_in_event_time_order(target: T
 
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == [
-        f"backfilled {len(valid)} events to 4 topics (id {backfill_id})",
+        f"backfilled {len(valid)} events, end markers on the 4 input topics (id {backfill_id})",
         "rejected 4: not_json x1 (line 5), unknown_type x1 (line 12: type), "
         "invalid_amount x1 (line 20: amount), missing_field x1 (line 33: type)",
     ]
@@ -186,7 +186,9 @@ def test_a_csv_file_at_a_rate_with_a_new_id(target: Target) -> None:
     result = backfill(target.env, str(path), "--rate", "20")
     assert result.returncode == 0, result.stderr
     first, rejected = result.stdout.splitlines()
-    match = re.fullmatch(r"backfilled 3 events to 4 topics \(id ([0-9a-f]{32})\)", first)
+    match = re.fullmatch(
+        r"backfilled 3 events, end markers on the 4 input topics \(id ([0-9a-f]{32})\)", first
+    )
     assert match, first
     assert rejected == "rejected 0"
     assert time.monotonic() - started >= 0.1  # three events at 20/s: two gaps of 50 ms
@@ -304,7 +306,7 @@ def test_a_backfill_while_live_traffic_flows_scores_every_event_once(
 
         assert result.returncode == 1, result.stderr
         assert result.stdout.splitlines() == [
-            f"backfilled {len(history)} events to 4 topics (id bw)",
+            f"backfilled {len(history)} events, end markers on the 4 input topics (id bw)",
             "rejected 2: not_json x1 (line 5), invalid_timestamp x1 (line 6: ts)",
         ]
         total = len(history) + len(live)

@@ -151,7 +151,7 @@ def test_rejected_lines_are_summarised_with_their_numbers(tmp_path: Path) -> Non
     )
     sent = Sent(sent=2, markers=16)
     assert summary(planned, sent, 4, "b1").splitlines() == [
-        "backfilled 2 events to 4 topics (id b1)",
+        "backfilled 2 events, end markers on the 4 input topics (id b1)",
         planned.report.rejection_summary(),
     ]
 
@@ -178,12 +178,12 @@ def test_csv_rows_of_mixed_kinds(tmp_path: Path) -> None:
 def test_summary_of_failed_sends_and_no_rejections() -> None:
     planned = Plan([], Report())
     assert summary(planned, Sent(sent=5), 4, "b2") == (
-        "backfilled 5 events to 4 topics (id b2)\nrejected 0"
+        "backfilled 5 events, end markers on the 4 input topics (id b2)\nrejected 0"
     )
     failed = Sent(sent=3)
     failed.fail(TimeoutError("slow"), 2)
     assert summary(planned, failed, 4, "b2").splitlines() == [
-        "backfilled 3 events to 4 topics (id b2)",
+        "backfilled 3 events, end markers on the 4 input topics (id b2)",
         "failed 2: TimeoutError: slow",
         "rejected 0",
     ]
