@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, get_args
 
-from pipeline.produce import Report, kinds_of
+from pipeline.produce import Report, checked, kinds_of
 from pipeline.settings import Settings
 from schemas.events import EVENT_MODELS, Kind
 from schemas.files import Record
-from schemas.validation import MISSING_FIELD, TOO_LARGE, UNKNOWN_TYPE, Rejection, Validator
+from schemas.validation import MISSING_FIELD, UNKNOWN_TYPE, Rejection, Validator
 
 # Every event type names its kind: the four kinds' types are disjoint.
 KIND_OF_TYPE: dict[str, Kind] = {
@@ -80,10 +80,7 @@ def plan(
             continue
         try:
             kind = kind_of_record(record)
-            event = validator.check(kind, record, int(clock() * 1000))
-            value = event.model_dump_json(exclude_none=True).encode()
-            if len(value) > validator.max_bytes:
-                raise Rejection(TOO_LARGE, None, f"{len(value)} bytes, limit {validator.max_bytes}")
+            event, value = checked(validator, kind, record, int(clock() * 1000))
         except Rejection as rejection:
             report.rejected.append((line, rejection))
             continue

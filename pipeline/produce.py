@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 from kafka.errors import KafkaError
 
 from pipeline.settings import Settings
 from schemas.client import EventProducer
-from schemas.events import Kind
+from schemas.events import AnyEvent, Kind
 from schemas.files import Record, format_of, read_events
 from schemas.validation import TOO_LARGE, Rejection, Validator
 
@@ -116,6 +117,18 @@ class Report:
         return 1 if self.rejected or self.failed else 0
 
 
+def checked(
+    validator: Validator, kind: Kind, record: dict[str, Any], now_ms: int
+) -> tuple[AnyEvent, bytes]:
+    """A record of a file checked as the worker will check it, with the bytes that go out;
+    raises Rejection (`too_large` for one that grows past the limit once serialized)."""
+    event = validator.check(kind, record, now_ms)
+    value = event.model_dump_json(exclude_none=True).encode()
+    if len(value) > validator.max_bytes:
+        raise Rejection(TOO_LARGE, None, f"{len(value)} bytes, limit {validator.max_bytes}")
+    return event, value
+
+
 def send_records(
     records: Iterable[Record],
     kind: Kind,
@@ -141,10 +154,7 @@ def send_records(
             report.rejected.append((line, record))
             continue
         try:
-            event = validator.check(kind, record, int(time.time() * 1000))
-            size = len(event.model_dump_json(exclude_none=True).encode())
-            if size > validator.max_bytes:
-                raise Rejection(TOO_LARGE, None, f"{size} bytes, limit {validator.max_bytes}")
+            event, _ = checked(validator, kind, record, int(time.time() * 1000))
         except Rejection as rejection:
             report.rejected.append((line, rejection))
             continue
