@@ -127,7 +127,7 @@ ERASURE_COMPLETE = {
 }  # fmt: skip
 
 READY = {"ready": True, "users": 2000, "triggers": True, "workers": 1, "stalled_workers": 0,
-         "reasons": []}  # fmt: skip
+         "workers_not_ready": 0, "reasons": []}  # fmt: skip
 NOT_READY = {**READY, "ready": False, "users": 1200,
              "reasons": ["the scores view is still loading"]}  # fmt: skip
 HEALTHY = {"status": "ok"}

@@ -282,7 +282,13 @@ VIEW_USERS = Gauge("lifecycle_api_view_users", "Users in the API's scores view",
 API_READY = Gauge("lifecycle_api_ready", "1 when /readyz answers ready, else 0", registry=API)
 STALLED_WORKERS = Gauge(
     "lifecycle_api_stalled_workers",
-    "Workers holding readiness back (the answer's stalled_workers): stalled, silent while the "
+    "Workers that own partitions and are stalled (checkpoints not completing) or silent for "
+    "CHECKPOINT_STALL_SECONDS (the answer's stalled_workers)",
+    registry=API,
+)
+WORKERS_NOT_READY = Gauge(
+    "lifecycle_api_workers_not_ready",
+    "Workers holding readiness back (the answer's workers_not_ready): stalled, silent while the "
     "latest owner of a partition, restoring, catching up since assignment, or behind",
     registry=API,
 )

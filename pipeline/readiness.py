@@ -12,14 +12,15 @@ from pipeline.worker_status import WorkerReport
 @dataclass(frozen=True)
 class Readiness:
     """The verdict on the workers: `reasons` says why not ready (empty when ready);
-    `workers` counts the running workers whose report is current, `stalled` the workers held
+    `workers` counts the running workers whose report is current, `held` the workers held
     against readiness (stalled, silent while the latest owner of a partition, restoring,
-    catching up, or too far behind)."""
+    catching up, or too far behind), `stalled` those of them stalled or silent."""
 
     ready: bool
     reasons: list[str]
     workers: int
-    stalled: int
+    held: int
+    stalled: int = 0
 
 
 def readiness(
@@ -52,8 +53,11 @@ def readiness(
         _, owned = owners.setdefault(report.worker, (report, {}))
         owned.setdefault(engine, []).append(partition)
     reasons: list[str] = []
+    stalled = 0
     for worker, (report, owned) in sorted(owners.items()):
         age = now - report.reported_at
+        if age > stall_seconds or report.stalled:
+            stalled += 1
         if age > stall_seconds:
             reasons.append(
                 f"worker {worker} has not reported for {age:.0f} s and is the latest owner of "
@@ -88,7 +92,7 @@ def readiness(
                     f"no worker has reported for {stall_seconds:g} s (CHECKPOINT_STALL_SECONDS): "
                     f"the last report, from {last.worker}, is {now - last.reported_at:.0f} s old"
                 )
-    return Readiness(not reasons, reasons, len(running), held)
+    return Readiness(not reasons, reasons, len(running), held, stalled)
 
 
 def behind(report: WorkerReport, max_lag_seconds: float) -> str | None:

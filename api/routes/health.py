@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import ViewDep
 from api.examples import HEALTHY, NOT_READY, READY, ok
 from api.scores_view import CompactedView, ScoresView
-from pipeline.metrics import API, API_READY, STALLED_WORKERS, VIEW_USERS
+from pipeline.metrics import API, API_READY, STALLED_WORKERS, VIEW_USERS, WORKERS_NOT_READY
 from pipeline.readiness import readiness
 from pipeline.settings import Settings
 from pipeline.worker_status import WorkerReport
@@ -44,7 +44,7 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
         reasons.append("the trigger feed is still loading")
     if not request.app.state.erasures_view.ready:
         reasons.append("the erasures are still loading")
-    workers = stalled = 0
+    workers = stalled = held = 0
     if not workers_view.ready:
         reasons.append("the workers' status is still loading")
     else:
@@ -54,16 +54,18 @@ def ready_state(request: Request, view: ScoresView) -> dict[str, Any]:
             settings.ready_max_lag_seconds, settings.topic_partitions,
         )  # fmt: skip
         reasons.extend(verdict.reasons)
-        workers, stalled = verdict.workers, verdict.stalled
+        workers, stalled, held = verdict.workers, verdict.stalled, verdict.held
     _log_change(request, reasons)
     API_READY.set(0 if reasons else 1)
     STALLED_WORKERS.set(stalled)
+    WORKERS_NOT_READY.set(held)
     return {
         "ready": not reasons,
         "users": len(view.documents),
         "triggers": triggers.ready,
         "workers": workers,
         "stalled_workers": stalled,
+        "workers_not_ready": held,
         "reasons": reasons,
     }
 
@@ -105,5 +107,5 @@ async def readyz(view: ViewDep, request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(view: ViewDep, request: Request) -> Response:
     VIEW_USERS.set(len(view.documents))
-    ready_state(request, view)  # lifecycle_api_ready and lifecycle_api_stalled_workers
+    ready_state(request, view)  # lifecycle_api_ready and the workers' gauges
     return Response(generate_latest(API), media_type=CONTENT_TYPE_LATEST)

@@ -180,7 +180,7 @@ def test_ready_with_a_worker_that_reports_and_checkpoints() -> None:
     verdict = readiness([report("a", 2, [0, 1, 2, 3], [0, 1, 2, 3])], NOW, STALL)
     assert verdict.ready
     assert verdict.reasons == []
-    assert (verdict.workers, verdict.stalled) == (1, 0)
+    assert (verdict.workers, verdict.held, verdict.stalled) == (1, 0, 0)
 
 
 def test_not_ready_before_any_worker_reports() -> None:
@@ -204,7 +204,7 @@ def test_not_ready_when_a_current_owner_is_stalled() -> None:
     assert verdict.reasons == [
         "worker a is stalled: checkpoints of the scoring engine have not completed for 62 s"
     ]
-    assert (verdict.workers, verdict.stalled) == (2, 1)
+    assert (verdict.workers, verdict.held, verdict.stalled) == (2, 1, 1)
 
 
 def test_a_stalled_worker_that_owns_nothing_is_ignored() -> None:
@@ -219,7 +219,7 @@ def test_not_ready_when_the_latest_owner_of_a_partition_went_silent() -> None:
         "worker a has not reported for 61 s and is the latest owner of rooms partitions 0; "
         "scoring partitions 0, 1"
     ]
-    assert (verdict.workers, verdict.stalled) == (1, 1)
+    assert (verdict.workers, verdict.held, verdict.stalled) == (1, 1, 1)
 
 
 def test_a_crashed_worker_whose_partitions_were_taken_over_is_ignored() -> None:
@@ -289,6 +289,7 @@ async def test_readyz_answers_ready_and_says_so_in_the_metrics(
         "triggers": True,
         "workers": 1,
         "stalled_workers": 0,
+        "workers_not_ready": 0,
         "reasons": [],
     }
     exposition = (await api.get("/metrics")).text
@@ -305,13 +306,36 @@ async def test_readyz_answers_503_with_the_reason_of_a_stalled_worker(
     assert response.status_code == 503
     body = body_of(response)
     assert body["ready"] is False
-    assert body["stalled_workers"] == 1
+    assert (body["stalled_workers"], body["workers_not_ready"]) == (1, 1)
     assert body["reasons"] == [
         "worker a is stalled: checkpoints of the scoring engine have not completed for 62 s"
     ]
     exposition = (await api.get("/metrics")).text
     assert "lifecycle_api_ready 0.0" in exposition
     assert "lifecycle_api_stalled_workers 1.0" in exposition
+    assert "lifecycle_api_workers_not_ready 1.0" in exposition
+
+
+async def test_a_worker_catching_up_holds_readiness_back_without_being_stalled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found trying the product: while the demo's worker caught up on its history, /readyz
+    said `stalled_workers: 1`, which the README keeps for checkpoints that do not complete."""
+    monkeypatch.setattr("api.routes.health.time.time", lambda: NOW)
+    catching_up = report("a", 1, [0, 1, 2, 3], [0, 1, 2, 3])
+    catching_up.catching_up["scoring"] = [2, 3]
+    catching_up.lag["scoring"] = 82_022
+    api = client({"a": catching_up.encode()})
+    response = await api.get("/readyz")
+    assert response.status_code == 503
+    body = body_of(response)
+    assert (body["stalled_workers"], body["workers_not_ready"]) == (0, 1)
+    assert body["reasons"] == [
+        "worker a is catching up on scoring partitions 2, 3 (82,022 records to read)"
+    ]
+    exposition = (await api.get("/metrics")).text
+    assert "lifecycle_api_stalled_workers 0.0" in exposition
+    assert "lifecycle_api_workers_not_ready 1.0" in exposition
 
 
 async def test_a_change_of_readiness_is_logged_once(
