@@ -210,10 +210,11 @@ class ScoringEngine(BatchEngine):
             await task
 
     async def _begin_checkpoint(self) -> None:
-        """Snapshot what a checkpoint makes durable, in one step of the loop: the records
-        sent so far, every user changed since the last one (encoded now, as they are now) and
-        the input offsets of the events applied so far. The previous checkpoint finishes
-        first, so offsets are committed in order."""
+        """Snapshot what a checkpoint makes durable, under the engine's lock: the records
+        added so far (their open batches handed to the producer), every user changed since
+        the last one (as they are now: copied on write until `_commit` encodes them) and the
+        input offsets of the events applied so far. The previous checkpoint finishes first, so
+        offsets are committed in order."""
         await self._finish_checkpoint()
         interval = self.settings.commit_interval_seconds
         if self._behind():
