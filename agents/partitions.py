@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from agents.changelog import read_changelog
+from pipeline import metrics
 from pipeline.local_state import LocalPartition, open_partition
 from pipeline.store import UserStore, decode_user
 from pipeline.topics import end_offset
@@ -98,7 +99,13 @@ async def encode_snapshot(
     while more:
         await asyncio.sleep(0)  # the loop's turn
         more = store.encode_frozen(chunk)
-    return store.take_frozen()
+    changes = store.take_frozen()
+    # Users held, and their size estimated from the records encoded.
+    sizes = [len(value) for records in changes.values() for _, value in records if value]
+    metrics.STATE_USERS.set(len(store))
+    if sizes:
+        metrics.STATE_BYTES.set(len(store) * sum(sizes) / len(sizes))
+    return changes
 
 
 async def recover_partition(

@@ -46,14 +46,6 @@ from sinks.base import BatchingSink
 log = logging.getLogger(__name__)
 
 
-def _state_size(store: Any, changes: Mapping[int, Records]) -> None:
-    """Users held, and their size estimated from the records this checkpoint encodes."""
-    sizes = [len(value) for records in changes.values() for _, value in records if value]
-    metrics.STATE_USERS.set(len(store))
-    if sizes:
-        metrics.STATE_BYTES.set(len(store) * sum(sizes) / len(sizes))
-
-
 class ScoringEngine(BatchEngine):
     """Consumes the input topics in batches and keeps every owned user's scores current."""
 
@@ -210,11 +202,10 @@ class ScoringEngine(BatchEngine):
             await task
 
     async def _begin_checkpoint(self) -> None:
-        """Snapshot what a checkpoint makes durable, under the engine's lock: the records
-        added so far (their open batches handed to the producer), every user changed since
-        the last one (as they are now: copied on write until `_commit` encodes them) and the
-        input offsets of the events applied so far. The previous checkpoint finishes first, so
-        offsets are committed in order."""
+        """Snapshot, under the engine's lock, the records added so far (their batches handed
+        over), every user changed since the last one (copied on write until `_commit` encodes
+        them) and the input offsets of the events applied so far. The previous checkpoint
+        finishes first, so offsets are committed in order."""
         await self._finish_checkpoint()
         interval = self.settings.commit_interval_seconds
         if self._behind():
@@ -241,7 +232,6 @@ class ScoringEngine(BatchEngine):
         """Encode the snapshot's users while the loop goes on, complete the checkpoint, then
         announce the erasures it made durable."""
         changes = await encode_snapshot(self.store)
-        _state_size(self.store, changes)
         checkpoint = Checkpoint(self.durability, began, sends, changes, offsets)
         if not await checkpoint.commit(self):
             self.erasures.waiting[:0] = erasing  # with the next checkpoint

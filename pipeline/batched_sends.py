@@ -102,15 +102,18 @@ class BatchedSends:
         if partition is None:
             partition = await self.partition_of(topic, key)
         tp = (topic, partition)
-        batch, count = self._open.get(tp) or (self.producer.create_batch(), 0)
-        if batch.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
-            if count == 0:
-                raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
-            await self._submit(tp, batch, count)
-            batch, count = self.producer.create_batch(), 0
-            if batch.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
-                raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
-        self._open[tp] = (batch, count + 1)
+        listed = list(headers)
+        opened = self._open.get(tp)
+        if opened is not None:
+            batch, count = opened
+            if batch.append(timestamp=None, key=key, value=value, headers=listed) is not None:
+                self._open[tp] = (batch, count + 1)
+                return
+            await self._submit(tp, batch, count)  # full: the record opens the next one
+        batch = self.producer.create_batch()
+        if batch.append(timestamp=None, key=key, value=value, headers=listed) is None:
+            raise ValueError(f"a record of {len(value or b'')} bytes does not fit in a batch")
+        self._open[tp] = (batch, 1)
 
     async def submit(self) -> list[Submitted]:
         """Hand every open batch to the producer; returns the batches submitted since the

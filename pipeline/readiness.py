@@ -20,7 +20,7 @@ class Readiness:
     reasons: list[str]
     workers: int
     held: int
-    stalled: int = 0
+    stalled: int
 
 
 def readiness(
